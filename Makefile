@@ -1,0 +1,34 @@
+# PA5 - two commands: `make run` (execute the notebooks) and `make test` (grade).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PA5_PROFILE ?= auto
+export PA5_PROFILE
+
+.PHONY: setup run test grade clean
+
+setup: $(VENV)/.pa5-installed
+
+# Reinstalls only when requirements.txt or pyproject.toml change (make compares mtimes).
+$(VENV)/.pa5-installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+## make run: execute task1..3 notebooks top to bottom into runs/<task>/ (profile from PA5_PROFILE)
+run: setup
+	$(PY) -m pa5.execute
+
+## make test: unit tests, then every notebook in the tiny profile; prints the grade table
+test: setup
+	$(PY) -m pytest
+
+## make grade: graded tests only; writes grades.json and grades.xml (JUnit). Failing tests are
+## graded, not an error: pytest's exit status 1 is accepted, anything else (crash, usage) is not.
+grade: setup
+	$(PY) -m pytest -m points --grades-json grades.json --junitxml grades.xml || test $$? -eq 1
+
+clean:
+	rm -rf runs grades.json grades.xml .pytest_cache

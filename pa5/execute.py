@@ -1,0 +1,44 @@
+"""Execute the task notebooks top to bottom (``make run``; the notebook tests use it too)."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from pa5.paths import REPO_ROOT, runs_dir
+from pa5.profile import CHOICES, TASKS
+
+
+def execute_notebook(task: str, profile: str | None = None, output_dir: Path | None = None) -> Path:
+    """Run ``<task>/<task>.ipynb`` with ``PROFILE=profile`` injected into its parameters cell
+    (``None``: nothing injected, the notebook reads ``$PA5_PROFILE``).
+
+    The executed copy is written to ``output_dir`` (default ``runs/<task>/``); the kernel starts in
+    the task's folder and inherits this process's environment (``PA5_RUNS_DIR`` included).
+    """
+    import papermill
+
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is unknown; allowed: {', '.join(TASKS)}")
+    if profile is not None and profile not in CHOICES:
+        raise ValueError(f"profile={profile!r} is unknown; allowed: {', '.join(CHOICES)}")
+    source = REPO_ROOT / task / f"{task}.ipynb"
+    target = Path(output_dir or runs_dir(task)) / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(source), str(target), parameters={} if profile is None else {"PROFILE": profile},
+                               cwd=str(source.parent), kernel_name="python3", progress_bar=False)
+    return target
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pa5.execute", description=__doc__)
+    parser.add_argument("--profile", choices=CHOICES, help="default: $PA5_PROFILE, else auto")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    args = parser.parse_args(argv)
+    for task in args.tasks:
+        print(f"executing {task}/{task}.ipynb (profile {args.profile or os.environ.get('PA5_PROFILE') or 'auto'}) ...", flush=True)
+        print(f"  -> {execute_notebook(task, args.profile)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Task 1 of PA5 (see task1/README.md)."""

@@ -1,0 +1,36 @@
+"""Every task notebook runs top to bottom in the tiny profile and writes runs/<task>/metrics.json."""
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from pa5.execute import execute_notebook
+from pa5.paths import REPO_ROOT
+from pa5.profile import TASKS
+
+
+@pytest.mark.notebook
+@pytest.mark.points(2)
+@pytest.mark.parametrize("task", TASKS)
+def test_notebook_runs_in_tiny_profile(task, tmp_path, monkeypatch):
+    monkeypatch.setenv("PA5_RUNS_DIR", str(tmp_path))  # inherited by the kernel
+    executed = execute_notebook(task, "tiny", output_dir=tmp_path / task)
+    assert executed.exists()
+    metrics = json.loads((tmp_path / task / "metrics.json").read_text())
+    assert (metrics["task"], metrics["profile"]) == (task, "tiny")
+
+
+def test_committed_notebooks_carry_no_outputs():
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "clean_notebooks.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, f"run `python tools/clean_notebooks.py`:\n{result.stdout}"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_first_code_cell_is_the_parameters_cell(task):
+    nb = nbformat.read(REPO_ROOT / task / f"{task}.ipynb", as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert "parameters" in first.metadata.get("tags", []), "papermill injects PROFILE after this cell"
+    assert "PROFILE" in first.source and "SEED" in first.source
