@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pa5.paths import cache_dir
+from pa5.profile import STANDIN_PREFIX
 
 
 class AssetUnavailableError(RuntimeError):
@@ -84,8 +85,11 @@ def unavailable(ref: str, cause: BaseException | str) -> AssetUnavailableError:
 def from_pretrained(auto_class, ref: str, **kwargs):
     """``auto_class.from_pretrained(ref)`` for a hub asset, with the clear error on failure.
 
-    Never passes ``trust_remote_code``: every model here is a stock transformers architecture.
+    A ``standin:`` reference goes through the same call on the stand-in's local folder. Never
+    passes ``trust_remote_code``: every model here is a stock transformers architecture.
     """
+    if ref.startswith(STANDIN_PREFIX):
+        return auto_class.from_pretrained(_standin(ref), **kwargs)
     asset(ref)
     try:
         return auto_class.from_pretrained(ref, **kwargs)
@@ -94,9 +98,16 @@ def from_pretrained(auto_class, ref: str, **kwargs):
 
 
 def load_hf_dataset(ref: str, **kwargs):
-    """``datasets.load_dataset(ref)`` for a hub dataset, with the clear error on failure."""
+    """``datasets.load_dataset(ref)`` for a hub dataset, with the clear error on failure.
+
+    ``standin:mini_orca`` loads its train / test JSON-lines files through the same function.
+    """
     import datasets
 
+    if ref.startswith(STANDIN_PREFIX):
+        folder = _standin(ref)
+        return datasets.load_dataset("json", data_files={s: str(folder / f"{s}.jsonl") for s in ("train", "test")},
+                                     **kwargs)
     asset(ref)
     try:
         return datasets.load_dataset(ref, **kwargs)
@@ -104,13 +115,27 @@ def load_hf_dataset(ref: str, **kwargs):
         raise unavailable(ref, e) from e
 
 
+def _standin(ref: str) -> Path:
+    from pa5 import standins
+
+    return standins.get(ref)
+
+
 # ---------------------------------------------------------------- torchvision
 
 
-def cifar100(train: bool, transform=None, root: str | Path | None = None):
-    """torchvision's ``CIFAR100`` (real data, md5-checked), downloaded unless offline."""
+def cifar100(train: bool, transform=None, root: str | Path | None = None, ref: str = "cifar100"):
+    """torchvision's ``CIFAR100`` (real data, md5-checked), downloaded unless offline.
+
+    ``ref="standin:cifar100"`` reads the synthetic files through the same class (md5 check skipped).
+    """
     import torchvision
 
+    if ref.startswith(STANDIN_PREFIX):
+        from pa5.standins.cifar import SyntheticCIFAR100
+
+        return SyntheticCIFAR100(_standin(ref), train=train, transform=transform)
+    asset(ref)
     root = Path(root) if root is not None else data_dir()
     try:
         return torchvision.datasets.CIFAR100(root, train=train, transform=transform, download=not offline())

@@ -1,0 +1,134 @@
+"""Offline stand-ins for the tiny profile: built by the repository itself, deterministic from a seed.
+
+* ``standin:smollm2``   - a ~1M-parameter SmolLM2 look-alike trained on the tiny chat world (lm.py)
+* ``standin:mini_orca`` - preference pairs in Intel/orca_dpo_pairs' schema + a gold judge (world.py, judge.py)
+* ``standin:cifar100``  - synthetic CIFAR-100 with known generative factors (cifar.py)
+
+Each is built on first use and cached under ``$PA5_CACHE/standins/<name>-<hash>`` (default
+``~/.cache/pa5``), the hash covering a format version and the whole build config. A build writes
+into a temporary folder, records every file's sha256 in ``manifest.json`` last and renames the
+folder into place; a folder without a valid manifest (an interrupted build, a corrupted file) is
+deleted and rebuilt, never half-loaded. ``python -m pa5.standins build`` builds them explicitly.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pa5.paths import cache_dir
+from pa5.profile import STANDIN_PREFIX
+from pa5.standins import cifar, lm
+from pa5.standins.world import World, WorldConfig
+
+FORMAT_VERSION = 1  # bump when a build's output changes for the same config
+ORCA_FIELDS = ("system", "question", "chosen", "rejected")  # Intel/orca_dpo_pairs' columns, nothing more
+MANIFEST = "manifest.json"
+
+
+def build_mini_orca(out_dir: Path, config: WorldConfig) -> dict:
+    """``train.jsonl`` and ``test.jsonl`` in orca's schema; returns their statistics."""
+    world = World(config)
+    report = {}
+    for split in ("train", "test"):
+        rows = world.preference_pairs(split)
+        with open(out_dir / f"{split}.jsonl", "w") as f:
+            f.writelines(json.dumps({k: row[k] for k in ORCA_FIELDS}) + "\n" for row in rows)
+        report[split] = {
+            "pairs": len(rows),
+            "mean_words_chosen": sum(len(r["chosen"].split()) for r in rows) / len(rows),
+            "mean_words_rejected": sum(len(r["rejected"].split()) for r in rows) / len(rows),
+        }
+    return report
+
+
+@dataclass(frozen=True)
+class Standin:
+    name: str
+    config: object  # a frozen dataclass: the whole build recipe
+    build: Callable[[Path, object], dict]  # (empty folder, config) -> report
+
+
+STANDINS = {
+    "smollm2": Standin("smollm2", lm.LMConfig(), lm.build),
+    "mini_orca": Standin("mini_orca", WorldConfig(), build_mini_orca),
+    "cifar100": Standin("cifar100", cifar.CifarConfig(), cifar.build),
+}
+
+
+def standins_root() -> Path:
+    return cache_dir() / "standins"
+
+
+def cache_key(standin: Standin, config) -> str:
+    recipe = {"format": FORMAT_VERSION, "name": standin.name, "config": dataclasses.asdict(config)}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def is_complete(folder: Path) -> bool:
+    """True when ``folder`` holds a manifest and exactly the files it lists, with their sha256."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return _files(folder) == sorted(files) and all(_sha256(folder / n) == h for n, h in files.items())
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path):
+    """One builder per stand-in at a time (a notebook kernel and pytest may ask together)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def get(name: str, config=None, root: Path | None = None) -> Path:
+    """The folder of stand-in ``name`` (``smollm2`` | ``mini_orca`` | ``cifar100``), built if needed."""
+    name = name.removeprefix(STANDIN_PREFIX)
+    if name not in STANDINS:
+        raise ValueError(f"stand-in {name!r} is unknown; allowed: {', '.join(STANDINS)}")
+    standin = STANDINS[name]
+    config = config if config is not None else standin.config
+    root = Path(root) if root is not None else standins_root()
+    folder = root / f"{name}-{cache_key(standin, config)}"
+    with _locked(folder.with_suffix(".lock")):
+        if is_complete(folder):
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)  # partial or corrupted: rebuild from scratch
+        staging = folder.with_name(f".{folder.name}.building-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        report = standin.build(staging, config)
+        files = {n: _sha256(staging / n) for n in _files(staging)}
+        manifest = {"name": name, "config": dataclasses.asdict(config), "report": report, "files": files}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        staging.rename(folder)
+    return folder
+
+
+def report(folder: Path) -> dict:
+    """The build report stored in a stand-in's manifest (sizes, measured quality, build time)."""
+    return json.loads((Path(folder) / MANIFEST).read_text())["report"]
