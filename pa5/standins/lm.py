@@ -46,9 +46,10 @@ class LMConfig:
     ffn_size: int = 320
     steps: int = 700  # ~4 min on 2 cores; the model only starts using the prompt after ~150 s
     batch_size: int = 64  # documents per step, one document per sequence (no packing)
-    lr: float = 3e-3
+    lr: float = 5e-3
     warmup_steps: int = 50
     fact_fraction: float = 0.2  # plain "The capital of X is Y." documents
+    family_weights: tuple[float, ...] = (0.4, 0.2, 0.25, 0.15)  # chats per family (capital needs the most)
     n_eval_prompts: int = 120  # held-out prompts for the build report
 
 
@@ -191,7 +192,8 @@ def build(out_dir: Path, config: LMConfig) -> dict:
 
     started = time.perf_counter()
     world = World(config.world)
-    documents = world.lm_documents(config.steps * config.batch_size, config.fact_fraction, seed=config.seed)
+    documents = world.lm_documents(config.steps * config.batch_size, config.fact_fraction, seed=config.seed,
+                                   family_weights=config.family_weights)
     texts = [d.get("text") or f"{d['system']}\n{d['question']}\n{d['response']}" for d in documents]
     tokenizer = train_tokenizer(texts + world.vocabulary_text(), config.vocab_size)
     examples = [encode_document(tokenizer, d) for d in documents]
