@@ -5,7 +5,7 @@
 * ``standin:cifar100``  - synthetic CIFAR-100 with known generative factors (cifar.py)
 
 Each is built on first use and cached under ``$PA5_CACHE/standins/<name>-<hash>`` (default
-``~/.cache/pa5``), the hash covering a format version and the whole build config. A build writes
+``~/.cache/pa5``), the hash covering the whole build config and the code of this package. A build writes
 into a temporary folder, records every file's sha256 in ``manifest.json`` last and renames the
 folder into place; a folder without a valid manifest (an interrupted build, a corrupted file) is
 deleted and rebuilt, never half-loaded. ``python -m pa5.standins build`` builds them explicitly.
@@ -28,7 +28,7 @@ from pa5.profile import STANDIN_PREFIX
 from pa5.standins import cifar, lm
 from pa5.standins.world import World, WorldConfig
 
-FORMAT_VERSION = 1  # bump when a build's output changes for the same config
+FORMAT_VERSION = 1  # bump when the cache layout changes
 ORCA_FIELDS = ("system", "question", "chosen", "rejected")  # Intel/orca_dpo_pairs' columns, nothing more
 MANIFEST = "manifest.json"
 
@@ -67,8 +67,17 @@ def standins_root() -> Path:
     return cache_dir() / "standins"
 
 
+def _source_digest() -> str:
+    """sha256 of this package's code: editing how a stand-in is built invalidates the cache."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(standin: Standin, config) -> str:
-    recipe = {"format": FORMAT_VERSION, "name": standin.name, "config": dataclasses.asdict(config)}
+    recipe = {"format": FORMAT_VERSION, "name": standin.name, "config": dataclasses.asdict(config),
+              "source": _source_digest()}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
