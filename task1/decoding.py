@@ -1,0 +1,279 @@
+"""Decoding strategies that reproduce ``transformers`` 5.x ``generate`` token for token.
+
+Every function takes any Hugging Face causal LM, a batch of (left-padded) prompts and returns the
+prompts followed by the generated tokens, as ``generate`` does. All of them use the KV cache: one
+forward pass over the prompts, then one token per sequence per step.
+
+Shapes: ``B`` prompts, ``L`` prompt length (after left padding), ``V`` vocabulary, ``T`` new tokens.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+
+import torch
+
+# --------------------------------------------------------------------------- input checks and the model
+
+
+def _check_inputs(input_ids: torch.Tensor, max_new_tokens: int, attention_mask: torch.Tensor | None,
+                  eos_token_id: int | None, pad_token_id: int | None):
+    """Validate the shared arguments; returns (attention_mask, pad_token_id) with generate's defaults."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.numel() == 0:
+        raise ValueError(f"input_ids must be a non-empty [B, L] tensor, got "
+                         f"{tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids)}")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    elif attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask must have input_ids' shape {tuple(input_ids.shape)}, "
+                         f"got {tuple(attention_mask.shape)}")
+    # generate pads finished sequences with eos when no pad token is given
+    return attention_mask.long(), pad_token_id if pad_token_id is not None else eos_token_id
+
+
+def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids as generate computes them: 0 at each sequence's first real token (left padding)."""
+    return (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_arguments(model_class: type) -> tuple[str, bool]:
+    """The KV-cache keyword (``cache`` from transformers 5.24 on, ``past_key_values`` before) and
+    whether the model can skip the vocabulary projection for all but the last position."""
+    parameters = inspect.signature(model_class.forward).parameters
+    return ("cache" if "cache" in parameters else "past_key_values"), "logits_to_keep" in parameters
+
+
+def _forward(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache):
+    """Run ``tokens`` [B, t] (the prompt, then one token per step) through the model with the cache.
+
+    Returns the last position's logits as float32 [B, V] and the updated cache.
+    """
+    cache_keyword, can_keep_last = _forward_arguments(type(model))
+    extra = {"logits_to_keep": 1} if can_keep_last else {}
+    out = model(input_ids=tokens, attention_mask=attention_mask, position_ids=_positions(attention_mask)[:, -tokens.shape[1]:],
+                use_cache=True, **{cache_keyword: cache}, **extra)
+    return out.logits[:, -1].float(), out[cache_keyword]
+
+
+# --------------------------------------------------------------------------- logit filters
+
+
+def top_k_filter(logits: torch.Tensor, k: int, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Keep the ``max(k, min_tokens_to_keep)`` largest logits of each row, set the rest to -inf.
+
+    Ties with the k-th largest value are all kept (as ``TopKLogitsWarper``). logits: [..., V].
+    """
+    if not isinstance(k, int) or k < 0:
+        raise ValueError(f"k must be an int >= 0, got {k!r}")
+    if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
+        raise ValueError(f"min_tokens_to_keep must be an int >= 1, got {min_tokens_to_keep!r}")
+    ### BEGIN SOLUTION
+    k = min(max(k, min_tokens_to_keep), logits.shape[-1])
+    kth_largest = torch.topk(logits, k).values[..., -1:]
+    return logits.masked_fill(logits < kth_largest, float("-inf"))
+    ### END SOLUTION
+
+
+def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Nucleus filter: keep the smallest set of most likely tokens whose probability mass is >= p
+    (the token that crosses p included, at least ``min_tokens_to_keep``), set the rest to -inf.
+
+    Identical to ``TopPLogitsWarper``: tokens are removed from the least likely end while the mass
+    removed so far stays <= 1 - p. logits: [B, V].
+    """
+    if not isinstance(p, (int, float)) or not 0 < p <= 1:
+        raise ValueError(f"p must be in (0, 1], got {p!r}")
+    if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
+        raise ValueError(f"min_tokens_to_keep must be an int >= 1, got {min_tokens_to_keep!r}")
+    ### BEGIN SOLUTION
+    ascending, order = torch.sort(logits, descending=False)
+    mass_below = ascending.softmax(dim=-1).cumsum(dim=-1)
+    remove_sorted = mass_below <= 1 - p
+    remove_sorted[..., -min_tokens_to_keep:] = False
+    remove = remove_sorted.scatter(-1, order, remove_sorted)
+    return logits.masked_fill(remove, float("-inf"))
+    ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- greedy and sampling
+
+
+@torch.no_grad()
+def _one_token_at_a_time(model, input_ids, max_new_tokens, choose, eos_token_id, pad_token_id,
+                         attention_mask) -> torch.LongTensor:
+    """The loop greedy search and sampling share: ``choose`` maps logits [B, V] to tokens [B]."""
+    attention_mask, pad_token_id = _check_inputs(input_ids, max_new_tokens, attention_mask, eos_token_id,
+                                                 pad_token_id)
+    ### BEGIN SOLUTION
+    sequences = input_ids
+    if max_new_tokens == 0:
+        return sequences
+    unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    logits, cache = _forward(model, input_ids, attention_mask, None)
+    for step in range(max_new_tokens):
+        tokens = choose(logits)  # for every row, finished or not: sampling consumes the RNG as generate does
+        if eos_token_id is not None:
+            tokens = torch.where(unfinished, tokens, pad_token_id)
+            unfinished &= tokens != eos_token_id
+        sequences = torch.cat([sequences, tokens[:, None]], dim=-1)
+        if step == max_new_tokens - 1 or not unfinished.any():
+            break
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=-1)
+        logits, cache = _forward(model, tokens[:, None], attention_mask, cache)
+    return sequences
+    ### END SOLUTION
+
+
+def greedy_search(model, input_ids: torch.LongTensor, max_new_tokens: int, *, eos_token_id: int | None = None,
+                  pad_token_id: int | None = None, attention_mask: torch.Tensor | None = None) -> torch.LongTensor:
+    """The most likely next token at every step: ``generate(do_sample=False)``.
+
+    input_ids, attention_mask: [B, L] (left-padded). Returns [B, L + T], T <= max_new_tokens; after
+    its EOS a sequence is padded with ``pad_token_id`` (default: the EOS) until all have finished.
+    """
+    ### BEGIN SOLUTION
+    return _one_token_at_a_time(model, input_ids, max_new_tokens, lambda logits: logits.argmax(dim=-1),
+                                eos_token_id, pad_token_id, attention_mask)
+    ### END SOLUTION
+
+
+def sample(model, input_ids: torch.LongTensor, max_new_tokens: int, *, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None, eos_token_id: int | None = None,
+           pad_token_id: int | None = None, attention_mask: torch.Tensor | None = None) -> torch.LongTensor:
+    """Ancestral sampling from softmax(logits / temperature), optionally restricted to the top-k
+    and / or the top-p nucleus: ``generate(do_sample=True, temperature, top_k, top_p)``.
+
+    The order is generate's: temperature -> top-k -> top-p -> ``multinomial(softmax)``. ``top_k``
+    None or 0 and ``top_p`` None or 1 switch those filters off. Same ``torch.manual_seed`` -> same
+    tokens as generate. Shapes as in :func:`greedy_search`.
+    """
+    if not isinstance(temperature, (int, float)) or temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
+        raise ValueError(f"top_k must be None or an int >= 0, got {top_k!r}")
+    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+
+    ### BEGIN SOLUTION
+    def choose(logits: torch.Tensor) -> torch.Tensor:
+        if temperature != 1.0:
+            logits = logits / temperature
+        if top_k:
+            logits = top_k_filter(logits, top_k)
+        if top_p is not None and top_p < 1.0:
+            logits = top_p_filter(logits, top_p)
+        return torch.multinomial(logits.softmax(dim=-1), num_samples=1).squeeze(1)
+
+    return _one_token_at_a_time(model, input_ids, max_new_tokens, choose, eos_token_id, pad_token_id,
+                                attention_mask)
+    ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- beam search
+
+
+def _gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Select beams: tensor [B, m, ...], index [B, k] -> [B, k, ...]."""
+    return torch.take_along_dim(tensor, index.view(*index.shape, *[1] * (tensor.dim() - 2)), dim=1)
+
+
+@torch.no_grad()
+def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_tokens: int, *,
+                length_penalty: float = 1.0, early_stopping: bool | str = False, num_return_sequences: int = 1,
+                eos_token_id: int | None = None, pad_token_id: int | None = None,
+                attention_mask: torch.Tensor | None = None) -> tuple[torch.LongTensor, torch.FloatTensor]:
+    """Beam search exactly as ``generate(num_beams, length_penalty, early_stopping, num_return_sequences)``.
+
+    Each step extends every running beam by every token, keeps the best ``2 * num_beams`` candidates
+    by summed log-probability, moves candidates that end with EOS (or reach the length limit) and rank
+    among the top ``num_beams`` to the finished set with score ``sum_logp / T ** length_penalty``
+    (T = generated tokens, EOS included), and continues with the best ``num_beams`` unfinished ones.
+    ``early_stopping``: True stops once ``num_beams`` hypotheses are finished; False stops when the
+    best running beam, scored at its current length, cannot beat the worst finished one; "never"
+    assumes (for a positive length penalty) it could still grow to the maximum length.
+
+    Returns sequences [B * num_return_sequences, L + T] (best first per prompt) and their scores
+    [B * num_return_sequences].
+    """
+    attention_mask, pad_token_id = _check_inputs(input_ids, max_new_tokens, attention_mask, eos_token_id,
+                                                 pad_token_id)
+    if not isinstance(num_beams, int) or num_beams < 1:
+        raise ValueError(f"num_beams must be an int >= 1, got {num_beams!r}")
+    if not isinstance(num_return_sequences, int) or not 1 <= num_return_sequences <= num_beams:
+        raise ValueError(f"num_return_sequences must be in [1, num_beams={num_beams}], got {num_return_sequences!r}")
+    if not (early_stopping is True or early_stopping is False or early_stopping == "never"):
+        raise ValueError(f"early_stopping must be False, True or 'never', got {early_stopping!r}")
+    batch, prompt_len = input_ids.shape
+    if max_new_tokens == 0:
+        return (input_ids.repeat_interleave(num_return_sequences, dim=0),
+                torch.zeros(batch * num_return_sequences, device=input_ids.device))
+    ### BEGIN SOLUTION
+    n, device = num_beams, input_ids.device
+    max_length = prompt_len + max_new_tokens
+    # generate's filler for unused positions: `pad_token_id or eos_token_id` (so pad 0 falls back to eos)
+    fill = -1 if eos_token_id is None else (pad_token_id or eos_token_id)
+    n_candidates = 2 * n  # = max(2, 1 + number of EOS tokens) * num_beams with one EOS token
+    among_best_n = torch.arange(n_candidates, device=device) < n
+
+    running = torch.full((batch, n, max_length), fill, dtype=torch.long, device=device)
+    running[:, :, :prompt_len] = input_ids[:, None]
+    finished = running.clone()
+    running_scores = torch.zeros(batch, n, device=device)
+    running_scores[:, 1:] = -1e9  # all beams start identical: only the first may expand at step 1
+    finished_scores = torch.full((batch, n), -1e9, device=device)
+    is_finished = torch.zeros(batch, n, dtype=torch.bool, device=device)
+    finished_lengths = torch.zeros(batch, n, dtype=torch.long, device=device)
+    may_improve = torch.ones(batch, 1, dtype=torch.bool, device=device)
+
+    attention_mask = attention_mask.repeat_interleave(n, dim=0)
+    logits, cache = _forward(model, input_ids.repeat_interleave(n, dim=0), attention_mask, None)
+    for cur_len in range(prompt_len, max_length):
+        log_probs = logits.log_softmax(dim=-1)  # [B * n, V]
+        vocab = log_probs.shape[-1]
+        totals = (log_probs.view(batch, n, vocab) + running_scores[:, :, None]).view(batch, n * vocab)
+        cand_scores, flat = torch.topk(totals, n_candidates)  # [B, 2n], best first
+        cand_beam, cand_token = flat // vocab, flat % vocab
+        cand = _gather(running, cand_beam)
+        cand[:, :, cur_len] = cand_token
+        ends = cand_token == eos_token_id if eos_token_id is not None else torch.zeros_like(cand_token, dtype=torch.bool)
+        ends |= cur_len + 1 >= max_length
+
+        # the best n candidates that go on
+        keep = torch.topk(cand_scores - 1e9 * ends.float(), n).indices
+        running, running_scores = _gather(cand, keep), _gather(cand_scores - 1e9 * ends.float(), keep)
+        source_beam = _gather(cand_beam, keep)
+
+        # candidates that end now (and rank among the best n) may enter the finished set
+        generated = cur_len + 1 - prompt_len
+        new_scores = cand_scores / generated**length_penalty
+        full = is_finished.all(dim=-1, keepdim=True) & (early_stopping is True)
+        just_ended = ends & among_best_n
+        # generate adds the three penalties separately; keep that, ties with empty slots depend on it
+        new_scores = new_scores - 1e9 * full.float() - 1e9 * (~may_improve).float() - 1e9 * (~just_ended).float()
+        merged_scores = torch.cat([finished_scores, new_scores], dim=1)
+        best = torch.topk(merged_scores, n).indices
+        finished = _gather(torch.cat([finished, cand], dim=1), best)
+        finished_scores = _gather(merged_scores, best)
+        is_finished = _gather(torch.cat([is_finished, just_ended], dim=1), best)
+        finished_lengths = _gather(torch.cat([finished_lengths, torch.full_like(cand_token, generated)], dim=1), best)
+
+        # can a running beam still beat the worst finished one? (generate's heuristic)
+        length = max_new_tokens if early_stopping == "never" and length_penalty > 0 else generated
+        best_running = running_scores[:, :1] / length**length_penalty
+        worst_finished = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True).values, -1e9)
+        may_improve = may_improve & (best_running > worst_finished).any(dim=-1, keepdim=True)
+        done_early = is_finished.all() & (early_stopping is True)
+        if not may_improve.any() or done_early or ends.all():
+            break
+        cache.reorder_cache((source_beam + torch.arange(batch, device=device)[:, None] * n).view(-1))
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch * n, 1)], dim=-1)
+        logits, cache = _forward(model, running[:, :, cur_len].reshape(-1, 1), attention_mask, cache)
+
+    r = num_return_sequences
+    sequences = finished[:, :r].reshape(batch * r, max_length)
+    length = int(finished_lengths[:, :r].max())
+    return sequences[:, : prompt_len + length], finished_scores[:, :r].reshape(-1)
+    ### END SOLUTION
