@@ -1,0 +1,185 @@
+"""Task 1: our decoding strategies against transformers' generate and its logit warpers."""
+import itertools
+
+import pytest
+import torch
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+from task1.decoding import beam_search, greedy_search, sample, top_k_filter, top_p_filter
+
+PAD = 0
+MAX_NEW = 10
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A tiny random Llama; its EOS is the token greedy decoding emits most, so sequences do end."""
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    lm = LlamaForCausalLM(config).eval()
+    lm.generation_config = GenerationConfig()  # no hidden defaults (repetition penalty etc.)
+    return lm
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    """Three prompts of lengths 7, 5 and 2, left-padded with PAD."""
+    torch.manual_seed(1)
+    ids = torch.randint(3, 48, (3, 7))
+    mask = torch.ones_like(ids)
+    mask[1, :2] = 0
+    mask[2, :5] = 0
+    return ids.masked_fill(mask == 0, PAD), mask
+
+
+@pytest.fixture(scope="module")
+def eos(model, prompts):
+    ids, mask = prompts
+    out = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False, pad_token_id=PAD)
+    tokens = out[:, ids.shape[1]:].flatten()
+    return int(tokens.mode().values)
+
+
+def _cases(prompts):
+    ids, mask = prompts
+    return [("single prompt", ids[:1], mask[:1]), ("left-padded batch", ids, mask)]
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("use_eos", [False, True])
+def test_greedy_matches_generate(model, prompts, eos, use_eos):
+    eos_id = eos if use_eos else None
+    for name, ids, mask in _cases(prompts):
+        expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False,
+                                  eos_token_id=eos_id, pad_token_id=PAD)
+        got = greedy_search(model, ids, MAX_NEW, eos_token_id=eos_id, pad_token_id=PAD, attention_mask=mask)
+        assert got.shape == expected.shape, (f"{name}: shape {tuple(got.shape)} vs generate's {tuple(expected.shape)} "
+                                             "- stop when every sequence has finished, and not before")
+        assert torch.equal(got, expected), (f"{name}: tokens differ - with left padding, position ids must be "
+                                            "cumsum(attention_mask) - 1, and the mask must grow by one each step")
+
+
+@pytest.mark.points(0.5)
+@pytest.mark.parametrize("temperature, top_k, top_p", list(itertools.product([0.5, 1.0, 1.7], [None, 4], [None, 0.7])))
+def test_sampling_matches_generate_with_the_same_seed(model, prompts, eos, temperature, top_k, top_p):
+    for (name, ids, mask), seed in itertools.product(_cases(prompts), [0, 1]):
+        torch.manual_seed(seed)
+        expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=True,
+                                  temperature=temperature, top_k=top_k or 0, top_p=top_p or 1.0,
+                                  eos_token_id=eos, pad_token_id=PAD)
+        torch.manual_seed(seed)
+        got = sample(model, ids, MAX_NEW, temperature=temperature, top_k=top_k, top_p=top_p,
+                     eos_token_id=eos, pad_token_id=PAD, attention_mask=mask)
+        assert torch.equal(got, expected), (
+            f"{name}, seed {seed}: samples differ - order is temperature -> top-k -> top-p -> "
+            "multinomial(softmax), one multinomial per step for every row (finished ones too)")
+
+
+@pytest.mark.points(0.25)
+@pytest.mark.parametrize("num_beams, length_penalty, early_stopping, num_return_sequences", [
+    (b, lp, es, r) for b, lp, es, r in itertools.product([2, 3], [1.0, 0.0, 2.0, -0.5], [False, True, "never"], [1, 2])
+])
+def test_beam_search_matches_generate(model, prompts, eos, num_beams, length_penalty, early_stopping,
+                                      num_return_sequences):
+    for name, ids, mask in _cases(prompts):
+        expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False,
+                                  num_beams=num_beams, length_penalty=length_penalty, early_stopping=early_stopping,
+                                  num_return_sequences=num_return_sequences, eos_token_id=eos, pad_token_id=PAD,
+                                  output_scores=True, return_dict_in_generate=True)
+        sequences, scores = beam_search(model, ids, num_beams, MAX_NEW, length_penalty=length_penalty,
+                                        early_stopping=early_stopping, num_return_sequences=num_return_sequences,
+                                        eos_token_id=eos, pad_token_id=PAD, attention_mask=mask)
+        assert torch.equal(sequences, expected.sequences), (
+            f"{name}: beams differ - keep 2*num_beams candidates, finish only those among the top num_beams, "
+            "and check the early-stopping rule for this mode")
+        torch.testing.assert_close(scores, expected.sequences_scores, atol=1e-4, rtol=0, msg=lambda m: (
+            f"{name}: scores differ - score = sum of log-probs / (generated tokens incl. EOS) ** length_penalty\n{m}"))
+
+
+@pytest.mark.points(1)
+def test_beam_search_without_eos_runs_to_the_limit(model, prompts):
+    ids, mask = prompts
+    expected = model.generate(ids, attention_mask=mask, max_new_tokens=6, num_beams=3, do_sample=False,
+                              num_return_sequences=3, output_scores=True, return_dict_in_generate=True)
+    sequences, scores = beam_search(model, ids, 3, 6, num_return_sequences=3, attention_mask=mask)
+    assert sequences.shape == (9, ids.shape[1] + 6)
+    assert torch.equal(sequences, expected.sequences)
+    torch.testing.assert_close(scores, expected.sequences_scores, atol=1e-4, rtol=0)
+
+
+@pytest.mark.points(1)
+def test_eos_stops_and_pads(model, prompts, eos):
+    ids, mask = prompts
+    out = greedy_search(model, ids, 30, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask)
+    generated = out[:, ids.shape[1]:]
+    ended = (generated == eos).any(dim=1)
+    assert ended.any(), "the fixture's EOS is the most frequent greedy token: some sequence must end"
+    for row in generated[ended]:
+        after = row[int((row == eos).nonzero()[0]) + 1:]
+        assert (after == PAD).all(), "after its EOS a sequence continues with pad_token_id only"
+    i = int(ended.nonzero()[0])
+    alone = greedy_search(model, ids[i:i + 1], 30, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask[i:i + 1])
+    assert alone[0, -1] == eos and alone.shape[1] < ids.shape[1] + 30, (
+        "generation must stop as soon as every sequence has finished")
+    no_eos = greedy_search(model, ids, 7, attention_mask=mask)
+    assert no_eos.shape[1] == ids.shape[1] + 7, "eos_token_id=None means exactly max_new_tokens"
+
+
+@pytest.mark.points(2)
+def test_filters_match_hf_warpers_including_ties():
+    torch.manual_seed(0)
+    for trial in range(200):
+        # integer logits make ties common; -inf entries mimic an earlier filter
+        logits = torch.randint(-4, 5, (4, 30)).float()
+        if trial % 3 == 0:
+            logits[:, :5] = float("-inf")
+        k, p, keep = trial % 12, [0.1, 0.5, 0.9, 0.99, 1.0][trial % 5], 1 + trial % 3
+        if k:
+            expected = TopKLogitsWarper(k, min_tokens_to_keep=keep)(None, logits)
+            assert torch.equal(top_k_filter(logits, k, keep), expected), (
+                f"top-k (k={k}, min_keep={keep}): keep every logit >= the k-th largest value (ties included)")
+        expected = TopPLogitsWarper(p, min_tokens_to_keep=keep)(None, logits)
+        assert torch.equal(top_p_filter(logits, p, keep), expected), (
+            f"top-p (p={p}, min_keep={keep}): sort ascending, drop tokens while the cumulative mass <= 1 - p")
+
+
+@pytest.mark.points(1)
+def test_top_k_filter_hand_case():
+    logits = torch.tensor([[1.0, 3.0, 3.0, 2.0, 0.0]])
+    assert torch.equal(top_k_filter(logits, 2), torch.tensor([[-float("inf"), 3.0, 3.0, -float("inf"), -float("inf")]]))
+    assert torch.isfinite(top_k_filter(logits, 3)).sum() == 3
+    assert torch.isfinite(top_k_filter(logits, 0, min_tokens_to_keep=2)).sum() == 2
+
+
+@pytest.mark.points(1)
+def test_top_p_filter_keeps_the_token_that_crosses_p():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    kept = torch.isfinite(top_p_filter(probs.log(), 0.7))
+    assert kept.tolist() == [[True, True, False, False]], "0.5 < 0.7, so the 0.3 token that crosses p stays"
+    assert torch.isfinite(top_p_filter(probs.log(), 0.5)).sum() == 1
+
+
+@pytest.mark.points(0.5)
+@pytest.mark.parametrize("call, argument", [
+    (lambda m, ids: greedy_search(m, ids, -1), "max_new_tokens"),
+    (lambda m, ids: sample(m, ids, -3), "max_new_tokens"),
+    (lambda m, ids: beam_search(m, ids, 0, 5), "num_beams"),
+    (lambda m, ids: beam_search(m, ids, 2, 5, num_return_sequences=3), "num_return_sequences"),
+    (lambda m, ids: beam_search(m, ids, 2, 5, early_stopping="sometimes"), "early_stopping"),
+    (lambda m, ids: top_k_filter(torch.zeros(1, 5), -1), "k"),
+    (lambda m, ids: top_p_filter(torch.zeros(1, 5), 0.0), "p"),
+    (lambda m, ids: top_p_filter(torch.zeros(1, 5), 1.5), "p"),
+    (lambda m, ids: sample(m, ids, 5, top_p=0.0), "top_p"),
+    (lambda m, ids: sample(m, ids, 5, top_k=-2), "top_k"),
+    (lambda m, ids: sample(m, ids, 5, temperature=0.0), "temperature"),
+    (lambda m, ids: sample(m, ids, 5, temperature=-1.0), "temperature"),
+    (lambda m, ids: greedy_search(m, ids[:, :0], 5), "input_ids"),
+    (lambda m, ids: greedy_search(m, ids, 5, attention_mask=torch.ones(1, 2)), "attention_mask"),
+    (lambda m, ids: beam_search(m, ids, 2, 5, attention_mask=torch.ones(3, 3)), "attention_mask"),
+])
+def test_bad_input_is_a_value_error_naming_the_argument(model, prompts, call, argument):
+    ids, _ = prompts
+    with pytest.raises(ValueError, match=argument):
+        call(model, ids)

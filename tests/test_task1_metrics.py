@@ -1,0 +1,42 @@
+"""Task 1: diversity and quality metrics on hand-computed examples."""
+import pytest
+
+from task1.metrics import (QualityScorer, bleu, distinct_n, distinct_n_per_text, length_in_words, repetition_rate,
+                           self_bleu)
+
+
+@pytest.mark.points(1)
+def test_distinct_n_hand_cases():
+    assert distinct_n(["a b a b"], 1) == 0.5, "2 distinct unigrams out of 4"
+    assert distinct_n(["a b", "a c"], 2) == 1.0
+    assert distinct_n(["a b", "A B"], 2) == 0.5, "n-grams are compared lower-cased, over the whole set"
+    assert distinct_n(["a"], 2) == 0.0, "no bigram at all -> 0"
+    assert distinct_n_per_text(["a a a", "a b c"], 1) == [1 / 3, 1.0]
+
+
+@pytest.mark.points(1)
+def test_repetition_and_length():
+    assert repetition_rate("a b c a b c", n=3) == 0.25, "trigrams abc, bca, cab, abc: one repeat of four"
+    assert repetition_rate("one two three", n=3) == 0.0
+    assert repetition_rate("so so so so", n=1) == 0.75
+    assert length_in_words("  The cat\nsat. ") == 3
+
+
+@pytest.mark.points(1)
+def test_bleu_and_self_bleu():
+    sentence = "the cat sat on the mat".split()
+    assert bleu(sentence, [sentence]) == pytest.approx(1.0)
+    assert bleu("dogs run fast".split(), [sentence]) == 0.0
+    assert self_bleu(["a b c d e", "a b c d e"]) == pytest.approx(1.0), "identical samples: self-BLEU 1"
+    assert self_bleu(["a b c", "x y z"]) == 0.0
+    with pytest.raises(ValueError, match="texts"):
+        self_bleu(["only one"])
+
+
+@pytest.mark.points(1)
+def test_tiny_quality_is_the_gold_judge():
+    score = QualityScorer("standin:judge")
+    assert score(["What is the capital of France?", "Describe a cat in exactly 3 words."],
+                 ["Its capital is Paris.", "A small cat sleeps."]) == [1.0, 0.0]
+    with pytest.raises(ValueError, match="same length"):
+        score(["a"], [])
