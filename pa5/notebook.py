@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import warnings
 from dataclasses import dataclass
@@ -62,10 +63,21 @@ def setup(task: str, profile: str | None = None, seed: int = 0) -> Session:
     return session
 
 
+def _json_ready(value):
+    """NaN (e.g. a missing temperature in a pandas table) becomes null: NaN is not valid JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
 def save_metrics(session: Session, metrics: dict) -> Path:
     """Write ``runs/<task>/metrics.json``: the run's identity plus ``metrics`` (JSON-serialisable)."""
     record = {"task": session.task, "profile": session.profile, "seed": session.seed,
-              "device": str(session.device), "metrics": metrics}
+              "device": str(session.device), "metrics": _json_ready(metrics)}
     path = session.run_dir / "metrics.json"
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return path

@@ -71,10 +71,10 @@ class Task1Profile(TaskProfile):
 
     model: str = _asset()
     quality_model: str = _asset()  # scores generations for "quality"
-    n_prompts: int = 0  # prompts in the quality-diversity study
+    n_prompts: int = 0  # prompts in the quality-diversity study (full: the course's five)
     samples_per_prompt: int = 0  # sampled continuations per prompt and setting
     max_new_tokens: int = 0
-    batch_size: int = 0
+    batch_size: int = 0  # sequences decoded together
 
 
 @dataclass(frozen=True)
@@ -123,11 +123,11 @@ _TABLE: dict[str, dict[str, TaskProfile]] = {
     "task1": {
         "full": Task1Profile(
             name="full", model=SMOLLM2, quality_model=OASST_RM,
-            n_prompts=50, samples_per_prompt=8, max_new_tokens=128, batch_size=16,
+            n_prompts=5, samples_per_prompt=8, max_new_tokens=50, batch_size=40,
         ),
         "tiny": Task1Profile(
             name="tiny", model="standin:smollm2", quality_model="standin:judge",
-            n_prompts=32, samples_per_prompt=8, max_new_tokens=48, batch_size=32,
+            n_prompts=32, samples_per_prompt=8, max_new_tokens=48, batch_size=256,
         ),
     },
     "task2": {

@@ -101,7 +101,7 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
 # --------------------------------------------------------------------------- greedy and sampling
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _one_token_at_a_time(model, input_ids, max_new_tokens, choose, eos_token_id, pad_token_id,
                          attention_mask) -> torch.LongTensor:
     """The loop greedy search and sampling share: ``choose`` maps logits [B, V] to tokens [B]."""
@@ -180,7 +180,7 @@ def _gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.take_along_dim(tensor, index.view(*index.shape, *[1] * (tensor.dim() - 2)), dim=1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_tokens: int, *,
                 length_penalty: float = 1.0, early_stopping: bool | str = False, num_return_sequences: int = 1,
                 eos_token_id: int | None = None, pad_token_id: int | None = None,
