@@ -115,14 +115,16 @@ def parity_with_generate(model, tokenizer, questions: list[str], max_new_tokens:
     hf = {"max_new_tokens": max_new_tokens, **common}
     checks = [("greedy", lambda: greedy_search(model, ids, max_new_tokens, **common),
                lambda: model.generate(ids, do_sample=False, **hf))]
+    def seeded(seed, fn, **kwargs):
+        return lambda: (torch.manual_seed(seed), fn(**kwargs))[1]
+
     for t, seed in itertools.product((0.7, 1.0), seeds):
         for name, ours, theirs in (("top-k", {"top_k": 50}, {"top_k": 50, "top_p": 1.0}),
                                    ("top-p", {"top_p": 0.9}, {"top_k": 0, "top_p": 0.9})):
             checks.append((f"{name} T={t} seed={seed}",
-                           lambda t=t, seed=seed, ours=ours: (torch.manual_seed(seed), sample(
-                               model, ids, max_new_tokens, temperature=t, **ours, **common))[1],
-                           lambda t=t, seed=seed, theirs=theirs: (torch.manual_seed(seed), model.generate(
-                               ids, do_sample=True, temperature=t, **theirs, **hf))[1]))
+                           seeded(seed, sample, model=model, input_ids=ids, max_new_tokens=max_new_tokens,
+                                  temperature=t, **ours, **common),
+                           seeded(seed, model.generate, inputs=ids, do_sample=True, temperature=t, **theirs, **hf)))
     for beams, lp in ((3, 1.0), (4, 0.5)):
         checks.append((f"beam {beams} lp={lp}",
                        lambda beams=beams, lp=lp: beam_search(model, ids, beams, max_new_tokens, length_penalty=lp,
