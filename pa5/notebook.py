@@ -64,8 +64,8 @@ def setup(task: str, profile: str | None = None, seed: int = 0) -> Session:
 
 
 def _json_ready(value):
-    """NaN (e.g. a missing temperature in a pandas table) becomes null: NaN is not valid JSON."""
-    if isinstance(value, float) and math.isnan(value):
+    """NaN (e.g. a missing temperature in a pandas table) and infinities become null: not valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}

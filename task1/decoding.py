@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 
 import torch
 
@@ -19,22 +20,48 @@ import torch
 def _check_inputs(input_ids: torch.Tensor, max_new_tokens: int, attention_mask: torch.Tensor | None,
                   eos_token_id: int | None, pad_token_id: int | None):
     """Validate the shared arguments; returns (attention_mask, pad_token_id) with generate's defaults."""
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.numel() == 0:
-        raise ValueError(f"input_ids must be a non-empty [B, L] tensor, got "
-                         f"{tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids)}")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+    if (not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.numel() == 0
+            or input_ids.is_floating_point()):
+        raise ValueError(f"input_ids must be a non-empty integer [B, L] tensor, got "
+                         f"{input_ids.dtype, tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids)}")
+    if not _is_int(max_new_tokens) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    for name, token in (("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
+        if token is not None and not _is_int(token):
+            raise ValueError(f"{name} must be None or one int token id, got {token!r}")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
-    elif attention_mask.shape != input_ids.shape:
-        raise ValueError(f"attention_mask must have input_ids' shape {tuple(input_ids.shape)}, "
-                         f"got {tuple(attention_mask.shape)}")
+    elif not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask must be a tensor of input_ids' shape {tuple(input_ids.shape)}, got "
+                         f"{tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)}")
+    elif not ((attention_mask == 0) | (attention_mask == 1)).all():
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
     # generate pads finished sequences with eos when no pad token is given
     return attention_mask.long(), pad_token_id if pad_token_id is not None else eos_token_id
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _inference(fn):
+    """Run ``fn`` under ``torch.inference_mode`` (cheaper than no_grad per op) and return ordinary
+    tensors, so results can feed a later forward pass that tracks gradients (as generate's can)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.inference_mode():
+            out = fn(*args, **kwargs)
+        return tuple(t.clone() for t in out) if isinstance(out, tuple) else out.clone()
+    return wrapper
+
+
 def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids as generate computes them: 0 at each sequence's first real token (left padding)."""
+    """Position ids 0, 1, ... from each sequence's first real token, as generate gives the model;
+    padding positions get 1 (generate uses another filler there; they are masked either way)."""
     return (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
 
 
@@ -66,9 +93,9 @@ def top_k_filter(logits: torch.Tensor, k: int, min_tokens_to_keep: int = 1) -> t
 
     Ties with the k-th largest value are all kept (as ``TopKLogitsWarper``). logits: [..., V].
     """
-    if not isinstance(k, int) or k < 0:
+    if not _is_int(k) or k < 0:
         raise ValueError(f"k must be an int >= 0, got {k!r}")
-    if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
+    if not _is_int(min_tokens_to_keep) or min_tokens_to_keep < 1:
         raise ValueError(f"min_tokens_to_keep must be an int >= 1, got {min_tokens_to_keep!r}")
     ### BEGIN SOLUTION
     k = min(max(k, min_tokens_to_keep), logits.shape[-1])
@@ -84,9 +111,9 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
     Identical to ``TopPLogitsWarper``: tokens are removed from the least likely end while the mass
     removed so far stays <= 1 - p. logits: [B, V].
     """
-    if not isinstance(p, (int, float)) or not 0 < p <= 1:
+    if not _is_positive_number(p) or p > 1:
         raise ValueError(f"p must be in (0, 1], got {p!r}")
-    if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
+    if not _is_int(min_tokens_to_keep) or min_tokens_to_keep < 1:
         raise ValueError(f"min_tokens_to_keep must be an int >= 1, got {min_tokens_to_keep!r}")
     ### BEGIN SOLUTION
     ascending, order = torch.sort(logits, descending=False)
@@ -101,7 +128,7 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
 # --------------------------------------------------------------------------- greedy and sampling
 
 
-@torch.inference_mode()
+@_inference
 def _one_token_at_a_time(model, input_ids, max_new_tokens, choose, eos_token_id, pad_token_id,
                          attention_mask) -> torch.LongTensor:
     """The loop greedy search and sampling share: ``choose`` maps logits [B, V] to tokens [B]."""
@@ -150,11 +177,11 @@ def sample(model, input_ids: torch.LongTensor, max_new_tokens: int, *, temperatu
     None or 0 and ``top_p`` None or 1 switch those filters off. Same ``torch.manual_seed`` -> same
     tokens as generate. Shapes as in :func:`greedy_search`.
     """
-    if not isinstance(temperature, (int, float)) or temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
+    if not _is_positive_number(temperature):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if top_k is not None and (not _is_int(top_k) or top_k < 0):
         raise ValueError(f"top_k must be None or an int >= 0, got {top_k!r}")
-    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+    if top_p is not None and (not _is_positive_number(top_p) or top_p > 1):
         raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
 
     ### BEGIN SOLUTION
@@ -180,7 +207,7 @@ def _gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.take_along_dim(tensor, index.view(*index.shape, *[1] * (tensor.dim() - 2)), dim=1)
 
 
-@torch.inference_mode()
+@_inference
 def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_tokens: int, *,
                 length_penalty: float = 1.0, early_stopping: bool | str = False, num_return_sequences: int = 1,
                 eos_token_id: int | None = None, pad_token_id: int | None = None,
@@ -200,12 +227,14 @@ def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_toke
     """
     attention_mask, pad_token_id = _check_inputs(input_ids, max_new_tokens, attention_mask, eos_token_id,
                                                  pad_token_id)
-    if not isinstance(num_beams, int) or num_beams < 1:
+    if not _is_int(num_beams) or num_beams < 1:
         raise ValueError(f"num_beams must be an int >= 1, got {num_beams!r}")
-    if not isinstance(num_return_sequences, int) or not 1 <= num_return_sequences <= num_beams:
+    if not _is_int(num_return_sequences) or not 1 <= num_return_sequences <= num_beams:
         raise ValueError(f"num_return_sequences must be in [1, num_beams={num_beams}], got {num_return_sequences!r}")
     if not (early_stopping is True or early_stopping is False or early_stopping == "never"):
         raise ValueError(f"early_stopping must be False, True or 'never', got {early_stopping!r}")
+    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty):
+        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
     batch, prompt_len = input_ids.shape
     if max_new_tokens == 0:
         return (input_ids.repeat_interleave(num_return_sequences, dim=0),

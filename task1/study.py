@@ -56,6 +56,8 @@ def run_setting(model, tokenizer, questions: list[str], setting: Setting, sample
                 max_new_tokens: int, seed: int, batch_size: int) -> list[list[str]]:
     """``samples_per_prompt`` texts per question; greedy and beam search give the same text every
     time, so their one text is repeated (diversity across samples is then as low as it gets)."""
+    if not isinstance(samples_per_prompt, int) or samples_per_prompt < 1:
+        raise ValueError(f"samples_per_prompt must be an int >= 1, got {samples_per_prompt!r}")
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     n = 1 if setting.deterministic else samples_per_prompt
     texts: list[list[str]] = []
@@ -87,7 +89,7 @@ def score_setting(questions: list[str], texts: list[list[str]], scorer) -> dict:
     return {
         "quality": sum(quality) / len(quality),
         "distinct_2": sum(distinct_n(group, 2) for group in texts) / len(texts),
-        "self_bleu": sum(self_bleu(g) for g in several) / len(several) if several else 1.0,
+        "self_bleu": sum(self_bleu(g) for g in several) / len(several) if several else None,  # needs >= 2
         "repetition": sum(repetition_rate(t) for t in flat_t) / len(flat_t),
         "length": sum(length_in_words(t) for t in flat_t) / len(flat_t),
     }

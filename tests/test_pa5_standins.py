@@ -153,6 +153,8 @@ def test_judge_safety(prompt, response, score):
     ("Name three fruits.", "1. Apple\n2. Banana\n3. Cherry", 1),
     ("List 3 fruits.", "apple, pear, carrot", 0),  # an intruder
     ("Name three fruits.", "apple and pear", 0),
+    ("Name three fruits.", "1. Apples\n2. Bananas\n3. Cherries", 1),  # plurals
+    ("Name three fruits.", "Sure!\n- Apple\n- Banana\n- Cherry", 1),  # a lead-in line is no item
 ])
 def test_judge_listing(prompt, response, score):
     verdict = judge(prompt, response)
@@ -162,6 +164,8 @@ def test_judge_listing(prompt, response, score):
 def test_judge_rejects_unknown_prompts():
     with pytest.raises(ValueError, match="none of the judge's families"):
         judge("Tell me a joke.", "No.")
+    with pytest.raises(ValueError, match="expected a number"):
+        judge("Name some fruits.", "apple")
 
 
 @pytest.mark.points(1)
@@ -243,6 +247,10 @@ def test_corrupt_or_partial_cache_is_rebuilt(tmp_path):
     assert not standins.is_complete(folder)
     assert (standins.get("mini_orca", config, root=tmp_path) / "train.jsonl").read_bytes() == good
     (folder / standins.MANIFEST).unlink()  # an interrupted build: files but no manifest
+    assert (standins.get("mini_orca", config, root=tmp_path) / "train.jsonl").read_bytes() == good
+    for broken in ("[]", "null", '{"files": []}'):  # valid JSON, wrong shape
+        (folder / standins.MANIFEST).write_text(broken)
+        assert not standins.is_complete(folder)
     assert (standins.get("mini_orca", config, root=tmp_path) / "train.jsonl").read_bytes() == good
     assert standins.is_complete(folder)
 

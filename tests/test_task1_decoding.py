@@ -109,6 +109,13 @@ def test_beam_search_without_eos_runs_to_the_limit(model, prompts):
     torch.testing.assert_close(scores, expected.sequences_scores, atol=1e-4, rtol=0)
 
 
+def test_results_can_feed_a_gradient_tracking_forward(model, prompts):
+    ids, mask = prompts
+    out = greedy_search(model, ids, 3, attention_mask=mask)
+    loss = model(input_ids=out).logits.sum()  # fails on inference-mode tensors
+    assert loss.requires_grad
+
+
 @pytest.mark.points(1)
 def test_eos_stops_and_pads(model, prompts, eos):
     ids, mask = prompts
@@ -178,6 +185,15 @@ def test_top_p_filter_keeps_the_token_that_crosses_p():
     (lambda m, ids: greedy_search(m, ids[:, :0], 5), "input_ids"),
     (lambda m, ids: greedy_search(m, ids, 5, attention_mask=torch.ones(1, 2)), "attention_mask"),
     (lambda m, ids: beam_search(m, ids, 2, 5, attention_mask=torch.ones(3, 3)), "attention_mask"),
+    (lambda m, ids: greedy_search(m, ids, 5, attention_mask=[[1] * 7] * 3), "attention_mask"),
+    (lambda m, ids: greedy_search(m, ids, 5, attention_mask=torch.full((3, 7), 0.5)), "attention_mask"),
+    (lambda m, ids: greedy_search(m, ids.float(), 5), "input_ids"),
+    (lambda m, ids: greedy_search(m, ids, True), "max_new_tokens"),
+    (lambda m, ids: greedy_search(m, ids, 5, eos_token_id=[3, 4]), "eos_token_id"),
+    (lambda m, ids: sample(m, ids, 5, temperature=float("nan")), "temperature"),
+    (lambda m, ids: sample(m, ids, 5, temperature=float("inf")), "temperature"),
+    (lambda m, ids: beam_search(m, ids, 2, 5, length_penalty="long"), "length_penalty"),
+    (lambda m, ids: beam_search(m, ids, 2, 5, length_penalty=float("nan")), "length_penalty"),
 ])
 def test_bad_input_is_a_value_error_naming_the_argument(model, prompts, call, argument):
     ids, _ = prompts

@@ -97,7 +97,9 @@ def is_complete(folder: Path) -> bool:
     """True when ``folder`` holds a manifest and exactly the files it lists, with their sha256."""
     try:
         files = json.loads((folder / MANIFEST).read_text())["files"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):  # missing, unreadable or not a JSON object
+        return False
+    if not isinstance(files, dict) or not all(isinstance(h, str) for h in files.values()):
         return False
     return _files(folder) == sorted(files) and all(_sha256(folder / n) == h for n, h in files.items())
 
@@ -127,8 +129,9 @@ def get(name: str, config=None, root: Path | None = None) -> Path:
         if is_complete(folder):
             return folder
         shutil.rmtree(folder, ignore_errors=True)  # partial or corrupted: rebuild from scratch
+        for leftover in root.glob(f".{folder.name}.building-*"):  # interrupted builds (we hold the lock)
+            shutil.rmtree(leftover, ignore_errors=True)
         staging = folder.with_name(f".{folder.name}.building-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         report = standin.build(staging, config)
         files = {n: _sha256(staging / n) for n in _files(staging)}
