@@ -22,8 +22,9 @@ def _check_inputs(input_ids: torch.Tensor, max_new_tokens: int, attention_mask: 
     """Validate the shared arguments; returns (attention_mask, pad_token_id) with generate's defaults."""
     if (not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.numel() == 0
             or input_ids.is_floating_point()):
-        raise ValueError(f"input_ids must be a non-empty integer [B, L] tensor, got "
-                         f"{input_ids.dtype, tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids)}")
+        got = (f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, torch.Tensor)
+               else type(input_ids).__name__)
+        raise ValueError(f"input_ids must be a non-empty integer [B, L] tensor, got {got}")
     if not _is_int(max_new_tokens) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     for name, token in (("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
