@@ -88,10 +88,15 @@ class Task2Profile(TaskProfile):
     max_length: int = 0  # prompt + completion tokens
     lora_r: int = 8
     lora_alpha: int = 32
-    batch_size: int = 0
+    batch_size: int = 0  # preference pairs per optimizer step (reward model and DPO)
     reward_model_steps: int = 0
+    reward_model_lr: float = 0.0
     dpo_steps: int = 0
+    dpo_lr: float = 0.0
     dpo_beta: float = 0.0
+    dpo_nll_weight: float = 0.0  # > 0: RPO, DPO + NLL on the chosen responses
+    max_new_tokens: int = 0  # evaluation answers
+    kl_samples: int = 4  # sampled answers per prompt for the KL(policy || reference) estimate
     ppo_steps: int = 0
     grpo_steps: int = 0
     group_size: int = 4
@@ -134,14 +139,14 @@ _TABLE: dict[str, dict[str, TaskProfile]] = {
         "full": Task2Profile(
             name="full", model=SMOLLM2, dataset=ORCA,
             n_train_pairs=12_000, n_test_pairs=500, max_length=1024, batch_size=8,
-            reward_model_steps=1500, dpo_steps=1500, dpo_beta=0.3,
-            ppo_steps=200, grpo_steps=200, n_eval_prompts=200,
+            reward_model_steps=1500, reward_model_lr=1e-4, dpo_steps=1500, dpo_lr=5e-5, dpo_beta=0.3,
+            max_new_tokens=256, ppo_steps=200, grpo_steps=200, n_eval_prompts=200,
         ),
         "tiny": Task2Profile(
             name="tiny", model="standin:smollm2", dataset="standin:mini_orca",
-            n_train_pairs=2000, n_test_pairs=300, max_length=128, batch_size=16,
-            reward_model_steps=100, dpo_steps=100, dpo_beta=0.1,
-            ppo_steps=30, grpo_steps=30, n_eval_prompts=100,
+            n_train_pairs=2000, n_test_pairs=300, max_length=128, batch_size=32,
+            reward_model_steps=100, reward_model_lr=1e-3, dpo_steps=125, dpo_lr=1e-3, dpo_beta=0.1,
+            dpo_nll_weight=1.0, max_new_tokens=48, ppo_steps=30, grpo_steps=30, n_eval_prompts=100,
         ),
     },
     "task3": {

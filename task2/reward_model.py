@@ -1,8 +1,27 @@
-"""Task 2's reward model. So far: the Bradley-Terry loss as a pure function (TRL's RewardTrainer formula)."""
+"""Task 2's reward model: a Bradley-Terry scorer r(x, y) on the base checkpoint with LoRA.
+
+Model: ``AutoModelForSequenceClassification`` (num_labels=1) = the causal LM's backbone + a linear
+``score`` head; LoRA on q_proj / v_proj, the head trained in full. The reward is the head's output at
+the **last real token** of each sequence - the ``<|im_end|>`` that closes the response - found from the
+attention mask, so right and left padding give the same rewards.
+
+Why not the model's own pooling: transformers finds "the last non-pad token" by comparing ids with
+``pad_token_id``; with SmolLM2's pad == eos it skips the closing ``<|im_end|>`` and reads the token
+before it, so the reward cannot see whether a response ended. (With a pad id distinct from every
+real token, both conventions read the same position; the TRL parity test relies on that.)
+
+Shapes: B pairs, N sequences, T tokens, H hidden size.
+"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from task2.data import (EncodedPairs, batch_indices, collate_pairs, completion_ids, pad_sequences, prompt_ids,
+                        to_device)
+from task2.training import lora_config, optimize
 
 
 def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor,
@@ -11,6 +30,8 @@ def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Ten
     if chosen_rewards.shape != rejected_rewards.shape or chosen_rewards.dim() != 1:
         raise ValueError(f"chosen_rewards and rejected_rewards must both be [B], got "
                          f"{tuple(chosen_rewards.shape)} and {tuple(rejected_rewards.shape)}")
+    if chosen_rewards.numel() == 0:
+        raise ValueError("chosen_rewards and rejected_rewards are empty: a batch needs at least one pair")
     if margin is not None and margin.shape != chosen_rewards.shape:
         raise ValueError(f"margin must be None or [B] like the rewards, got {tuple(margin.shape)}")
     ### BEGIN SOLUTION
@@ -19,3 +40,108 @@ def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Ten
         difference = difference - margin
     return -F.logsigmoid(difference).mean()
     ### END SOLUTION
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[N] index of the last real token of each row of ``attention_mask`` [N, T] (any padding side)."""
+    if attention_mask.dim() != 2:
+        raise ValueError(f"attention_mask must be [N, T], got {tuple(attention_mask.shape)}")
+    if not attention_mask.bool().any(dim=-1).all():
+        raise ValueError("every row of attention_mask needs at least one real token")
+    ### BEGIN SOLUTION
+    positions = torch.arange(attention_mask.shape[-1], device=attention_mask.device)
+    return (positions * attention_mask.bool()).argmax(dim=-1)
+    ### END SOLUTION
+
+
+def load_reward_model(ref: str, pad_token_id: int, r: int = 8, alpha: int = 32, seed: int = 0):
+    """The base checkpoint as a 1-output sequence classifier with LoRA (q, v) and a trainable head.
+
+    The head is new (seeded init); its id for padding is only used by transformers' own pooling.
+    """
+    from peft import get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    from pa5 import hub
+
+    torch.manual_seed(seed)
+    model = hub.from_pretrained(AutoModelForSequenceClassification, ref, num_labels=1)
+    model.config.pad_token_id = pad_token_id
+    return get_peft_model(model, lora_config("SEQ_CLS", r, alpha))
+
+
+def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """[N] float32 rewards: the ``score`` head on the final hidden state of each row's last real token."""
+    ### BEGIN SOLUTION
+    classifier = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = getattr(classifier, classifier.base_model_prefix)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                      use_cache=False).last_hidden_state  # [N, T, H]
+    last = hidden[torch.arange(len(hidden), device=hidden.device), last_token_index(attention_mask)]
+    return classifier.score(last).squeeze(-1).float()
+    ### END SOLUTION
+
+
+def pair_rewards(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen [B], rejected [B]) rewards of a ``collate_pairs`` batch, in one forward."""
+    batch = to_device(batch, model.device)
+    rewards = sequence_rewards(model, batch["input_ids"], batch["attention_mask"], batch["position_ids"])
+    return rewards.chunk(2)
+
+
+def train_reward_model(model, pairs: EncodedPairs, pad_id: int, steps: int, batch_size: int, lr: float,
+                       seed: int = 0) -> list[dict]:
+    """Bradley-Terry training; logs loss, accuracy (strict r_c > r_r) and mean margin per step."""
+    def loss_fn(step, indices):
+        chosen, rejected = pair_rewards(model, collate_pairs(pairs.subset(indices), pad_id))
+        stats = {"accuracy": (chosen > rejected).float().mean().item(), "margin": (chosen - rejected).mean().item()}
+        return bradley_terry_loss(chosen, rejected), stats
+
+    return optimize(model, batch_indices(len(pairs), batch_size, steps, seed), loss_fn, lr, desc="reward model")
+
+
+@torch.no_grad()
+def evaluate_reward_model(model, pairs: EncodedPairs, pad_id: int, batch_size: int = 64) -> dict:
+    """Test accuracy (strict r_c > r_r), mean margin and the per-pair rewards (for plots)."""
+    model.eval()
+    chosen, rejected = [], []
+    for start in range(0, len(pairs), batch_size):
+        c, r = pair_rewards(model, collate_pairs(pairs.subset(range(start, min(start + batch_size, len(pairs)))), pad_id))
+        chosen.append(c), rejected.append(r)
+    chosen, rejected = torch.cat(chosen), torch.cat(rejected)
+    return {"accuracy": (chosen > rejected).float().mean().item(), "margin": (chosen - rejected).mean().item(),
+            "chosen_rewards": chosen.tolist(), "rejected_rewards": rejected.tolist()}
+
+
+def save_adapter(model, folder: Path) -> Path:
+    """The LoRA weights and the head as ``adapter_model.safetensors`` (+ its config) in ``folder``."""
+    model.save_pretrained(folder, safe_serialization=True)
+    return Path(folder) / "adapter_model.safetensors"
+
+
+class RewardScorer:
+    """``scorer(questions, responses) -> [N] rewards`` with a trained reward model, in batches.
+
+    Responses are scored as the policy produced them: the prompt through the chat template (empty
+    system = the template's default), the response closed by ``<|im_end|>``.
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 64, systems: dict[str, str] | None = None):
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.systems = systems or {}  # question -> system prompt, where the data has one
+
+    @torch.no_grad()
+    def __call__(self, questions: list[str], responses: list[str]) -> torch.Tensor:
+        if len(questions) != len(responses):
+            raise ValueError(f"questions and responses must have the same length, got {len(questions)} and {len(responses)}")
+        self.model.eval()
+        rewards = []
+        for start in range(0, len(questions), self.batch_size):
+            sequences, masks = [], []
+            for q, y in zip(questions[start: start + self.batch_size], responses[start: start + self.batch_size]):
+                p, c = prompt_ids(self.tokenizer, self.systems.get(q, ""), q), completion_ids(self.tokenizer, y)
+                sequences.append(p + c), masks.append([0] * len(p) + [1] * len(c))
+            batch = to_device(pad_sequences(sequences, masks, self.tokenizer.pad_token_id), self.model.device)
+            rewards.append(sequence_rewards(self.model, batch["input_ids"], batch["attention_mask"], batch["position_ids"]))
+        return torch.cat(rewards) if rewards else torch.zeros(0)

@@ -1,0 +1,171 @@
+"""Task 2: the reward model and DPO on the tiny stand-in - reading rewards, log-probs, the reference,
+training steps, saving - and every public function's bad input."""
+import itertools
+import math
+
+import pytest
+import torch
+
+from task2 import data, dpo
+from task2 import reward_model as rm
+from task2.training import lora_config, make_optimizer
+from tests.test_task2_data import ROWS
+
+MODEL = "standin:smollm2"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from pa5 import hub
+    return hub.from_pretrained(AutoTokenizer, MODEL)
+
+
+@pytest.fixture(scope="module")
+def pairs(tokenizer):
+    return data.encode_pairs(tokenizer, data.load_pairs(_tiny())["train"][:8], max_length=128)
+
+
+def _tiny():
+    from pa5 import task_profile
+    return task_profile("task2", "tiny")
+
+
+@pytest.mark.points(1)
+def test_last_token_index_right_and_left_padding():
+    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    assert rm.last_token_index(mask).tolist() == [2, 4, 4, 0]
+    with pytest.raises(ValueError, match="attention_mask"):
+        rm.last_token_index(torch.tensor([[1, 1], [0, 0]]))
+
+
+@pytest.mark.points(2)
+def test_reward_is_read_at_the_closing_end_of_turn_whatever_the_padding(tokenizer):
+    pairs = data.encode_pairs(tokenizer, ROWS, max_length=256)
+    model = rm.load_reward_model(MODEL, pad_token_id=0).eval()  # 0 = <|endoftext|>, never in a chat
+    with torch.no_grad():
+        right = data.collate_pairs(pairs, 0, "right")
+        ours = rm.sequence_rewards(model, right["input_ids"], right["attention_mask"], right["position_ids"])
+        transformers_pooling = model(input_ids=right["input_ids"], attention_mask=right["attention_mask"]).logits.squeeze(-1)
+        torch.testing.assert_close(ours, transformers_pooling, msg=lambda m: (
+            "with a pad id no real token has, transformers' 'last non-pad token' is the last real token\n" + m))
+        left = data.collate_pairs(pairs, tokenizer.pad_token_id, "left")
+        torch.testing.assert_close(rm.sequence_rewards(model, left["input_ids"], left["attention_mask"],
+                                                       left["position_ids"]), ours, msg=lambda m: (
+            "left padding must give the same rewards: read the last real token, with real positions\n" + m))
+        model.config.pad_token_id = tokenizer.pad_token_id  # pad == eos, as SmolLM2 ships
+        eos_padded = data.collate_pairs(pairs, tokenizer.pad_token_id, "right")
+        pooled = model(input_ids=eos_padded["input_ids"], attention_mask=eos_padded["attention_mask"]).logits.squeeze(-1)
+    assert not torch.allclose(pooled, ours), "with pad == eos, id-based pooling skips the closing <|im_end|>"
+
+
+@pytest.mark.points(2)
+def test_sequence_logps_matches_a_brute_force_loop_on_a_grid():
+    generator = torch.Generator().manual_seed(0)
+    for batch, length, vocab in itertools.product((1, 3), (2, 6), (5, 11)):
+        logits = torch.randn(batch, length, vocab, generator=generator)
+        labels = torch.randint(0, vocab, (batch, length), generator=generator)
+        mask = torch.randint(0, 2, (batch, length), generator=generator)
+        mask[:, 0] = 0
+        expected = torch.zeros(batch)
+        for b in range(batch):
+            for t in range(1, length):
+                if mask[b, t]:
+                    expected[b] += logits[b, t - 1].log_softmax(-1)[labels[b, t]]
+        torch.testing.assert_close(dpo.sequence_logps(logits, labels, mask), expected)
+
+
+@pytest.mark.points(1)
+def test_token_kl_is_exact_and_zero_for_identical_models():
+    torch.manual_seed(0)
+    p, q = torch.randn(2, 4, 6), torch.randn(2, 4, 6)
+    mask = torch.tensor([[0, 1, 1, 0], [0, 0, 1, 1]])
+    expected = torch.zeros(2)
+    for b, t in itertools.product(range(2), range(1, 4)):
+        if mask[b, t]:
+            lp, lq = p[b, t - 1].log_softmax(-1), q[b, t - 1].log_softmax(-1)
+            expected[b] += (lp.exp() * (lp - lq)).sum()
+    torch.testing.assert_close(dpo.token_kl(p, q, mask), expected)
+    assert dpo.token_kl(p, p, mask).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="policy_logits"):
+        dpo.token_kl(p, q[:, :3], mask)
+
+
+@pytest.mark.points(1)
+def test_log_probs_do_not_depend_on_the_padding_side(tokenizer, pairs):
+    policy = dpo.load_policy(MODEL).eval()
+    with torch.no_grad():
+        sides = []
+        for side in ("right", "left"):
+            batch = data.collate_pairs(pairs, tokenizer.pad_token_id, side)
+            sides.append(dpo.sequence_logps(dpo.forward_logits(policy, batch), batch["input_ids"], batch["loss_mask"]))
+    torch.testing.assert_close(sides[0], sides[1], atol=1e-4, rtol=1e-5, msg=lambda m: (
+        "left-padded rows need position_ids counted over real tokens\n" + m))
+
+
+@pytest.mark.points(3)
+def test_dpo_training_starts_at_ln2_the_reference_stays_the_base_and_the_pairs_are_learned(tokenizer, pairs):
+    policy = dpo.load_policy(MODEL)
+    pad = tokenizer.pad_token_id
+    before = dpo.pair_logps(policy, pairs, pad)
+    reference = dpo.reference_logps(policy, pairs, pad)
+    torch.testing.assert_close(before, reference, msg=lambda m: "LoRA starts with B = 0: policy == reference\n" + m)
+    start = dpo.evaluate_dpo(policy, pairs, pad, beta=0.1)
+    assert start["reward_accuracy"] == 0.0 and abs(start["margin"]) < 1e-6, "accuracy is strict: ties are not wins"
+    history = dpo.train_dpo(policy, pairs, pad, beta=0.1, steps=25, batch_size=8, lr=5e-3, ref_logps=reference,
+                            kl_every=5)
+    assert history[0]["loss"] == pytest.approx(math.log(2), abs=1e-6), "step 0: policy == reference, loss ln 2"
+    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6) and history[-5]["kl"] > 0
+    assert {"reward_accuracy", "margin", "chosen_reward", "rejected_reward", "grad_norm"} <= set(history[-1])
+    torch.testing.assert_close(dpo.reference_logps(policy, pairs, pad), reference, msg=lambda m: (
+        "the reference is the base: disabling the adapter must undo training\n" + m))
+    end = dpo.evaluate_dpo(policy, pairs, pad, beta=0.1)
+    assert end["reward_accuracy"] == 1.0 and end["margin"] > 0, "25 steps on 8 pairs must fit them"
+
+
+@pytest.mark.points(2)
+def test_reward_model_learns_pairs_and_its_saved_adapter_reloads(tokenizer, pairs, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    from pa5 import hub
+    model = rm.load_reward_model(MODEL, pad_token_id=tokenizer.pad_token_id)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in trainable) and any("score" in n for n in trainable), \
+        "LoRA on q/v and the score head are trained"
+    assert not any("embed_tokens" in n or "mlp" in n for n in trainable), "the backbone stays frozen"
+    history = rm.train_reward_model(model, pairs, tokenizer.pad_token_id, steps=30, batch_size=8, lr=3e-3)
+    result = rm.evaluate_reward_model(model, pairs, tokenizer.pad_token_id)
+    assert result["accuracy"] == 1.0 and result["margin"] > 0 and history[-1]["loss"] < history[0]["loss"]
+    path = rm.save_adapter(model, tmp_path / "rm")
+    assert path.name == "adapter_model.safetensors" and path.exists()
+    base = hub.from_pretrained(AutoModelForSequenceClassification, MODEL, num_labels=1)
+    reloaded = PeftModel.from_pretrained(base, tmp_path / "rm").eval()
+    scorer_a = rm.RewardScorer(model, tokenizer)
+    scorer_b = rm.RewardScorer(reloaded, tokenizer)
+    questions, responses = [r["question"] for r in ROWS], [r["chosen"] for r in ROWS]
+    torch.testing.assert_close(scorer_a(questions, responses), scorer_b(questions, responses))
+    with pytest.raises(ValueError, match="same length"):
+        scorer_a(questions, responses[:1])
+
+
+@pytest.mark.points(1)
+def test_bad_inputs_raise_value_errors_naming_the_argument(tokenizer, pairs):
+    x = torch.zeros(3)
+    cases = [
+        (lambda: dpo.dpo_loss(x, x, x, x, beta=-1.0), "beta"),
+        (lambda: dpo.dpo_loss(x, x, x, torch.zeros(2), beta=0.1), r"\[B\]"),
+        (lambda: dpo.dpo_loss(*[torch.zeros(0)] * 4, beta=0.1), "empty"),
+        (lambda: rm.bradley_terry_loss(torch.zeros(0), torch.zeros(0)), "empty"),
+        (lambda: rm.bradley_terry_loss(x, x, margin=torch.zeros(2)), "margin"),
+        (lambda: lora_config("CAUSAL_LM", 0, 32), "r"),
+        (lambda: lora_config("CAUSAL_LM", 8, 0), "alpha"),
+        (lambda: make_optimizer(torch.nn.Linear(1, 1), 0.0), "lr"),
+        (lambda: dpo.train_dpo(None, pairs, 0, 0.1, 1, 8, 1e-3, ref_logps=torch.zeros(3, 2)), "ref_logps"),
+        (lambda: dpo.train_dpo(None, pairs, 0, 0.1, 1, 8, 1e-3, nll_weight=-1.0), "nll_weight"),
+        (lambda: data.pad_sequences([], [], 0), "sequences"),
+    ]
+    for call, name in cases:
+        with pytest.raises(ValueError, match=name):
+            call()
