@@ -158,6 +158,13 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[list[i
     return batches
 
 
+def trl_rows(tokenizer, rows: list[dict]) -> list[dict]:
+    """``rows`` in TRL's explicit-prompt format: the templated prompt as text, responses as they are
+    (TRL appends the eos ``<|im_end|>``) - tokenised by TRL into exactly our ids (tested)."""
+    return [{"prompt": tokenizer.decode(prompt_ids(tokenizer, r["system"], r["question"])),
+             "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+
+
 def length_stats(rows: list[dict]) -> dict[str, float]:
     """Mean words of chosen and rejected responses and how often chosen is the longer one."""
     words = [(len(r["chosen"].split()), len(r["rejected"].split())) for r in rows]

@@ -143,9 +143,11 @@ def train_dpo(model, pairs: EncodedPairs, pad_id: int, beta: float, steps: int, 
         chosen_logps, rejected_logps = sequence_logps(logits, batch["input_ids"], batch["loss_mask"]).chunk(2)
         ref = ref_logps[indices].to(chosen_logps.device)
         loss, chosen_rewards, rejected_rewards = dpo_loss(chosen_logps, rejected_logps, ref[:, 0], ref[:, 1], beta)
+        stats = {"dpo_loss": loss.item()}
         if nll_weight:
-            loss = loss + nll_weight * -chosen_logps.sum() / batch["loss_mask"][: len(indices), 1:].sum()
-        stats = {"reward_accuracy": (chosen_rewards > rejected_rewards).float().mean().item(),
+            nll = -chosen_logps.sum() / batch["loss_mask"][: len(indices), 1:].sum()
+            loss, stats["nll"] = loss + nll_weight * nll, nll.item()
+        stats |= {"reward_accuracy": (chosen_rewards > rejected_rewards).float().mean().item(),
                  "margin": (chosen_rewards - rejected_rewards).mean().item(),
                  "chosen_reward": chosen_rewards.mean().item(), "rejected_reward": rejected_rewards.mean().item()}
         if kl_every and step % kl_every == 0:
@@ -160,8 +162,10 @@ def train_dpo(model, pairs: EncodedPairs, pad_id: int, beta: float, steps: int, 
 
 
 def evaluate_dpo(model, pairs: EncodedPairs, pad_id: int, beta: float, batch_size: int = 64) -> dict:
-    """Implicit-reward accuracy (strict), mean margin and mean chosen / rejected rewards on ``pairs``."""
+    """Implicit-reward accuracy (strict), mean margin, mean chosen / rejected rewards on ``pairs``, and
+    the per-pair implicit rewards (lists, for per-family breakdowns)."""
     rewards = beta * (pair_logps(model, pairs, pad_id, batch_size) - reference_logps(model, pairs, pad_id, batch_size))
     chosen, rejected = rewards.unbind(-1)
     return {"reward_accuracy": (chosen > rejected).float().mean().item(), "margin": (chosen - rejected).mean().item(),
-            "chosen_reward": chosen.mean().item(), "rejected_reward": rejected.mean().item()}
+            "chosen_reward": chosen.mean().item(), "rejected_reward": rejected.mean().item(),
+            "chosen_rewards": chosen.tolist(), "rejected_rewards": rejected.tolist()}

@@ -11,6 +11,14 @@ from pa5.paths import REPO_ROOT
 from pa5.profile import TASKS
 
 
+# What later issues and the README read from a notebook's metrics.json.
+REQUIRED_METRICS = {
+    "task2": [f"{part}/{key}" for part, keys in (("reward_model", ("test_accuracy", "test_margin")),
+                                               ("dpo", ("test_reward_accuracy", "test_margin"))) for key in keys]
+             + [f"models/{m}/{k}" for m in ("base", "dpo") for k in ("rm_reward", "gold_success", "length", "kl")],
+}
+
+
 @pytest.mark.notebook
 @pytest.mark.points(2)
 @pytest.mark.parametrize("task", TASKS)
@@ -20,6 +28,11 @@ def test_notebook_runs_in_tiny_profile(task, tmp_path, monkeypatch):
     assert executed.exists()
     metrics = json.loads((tmp_path / task / "metrics.json").read_text())
     assert (metrics["task"], metrics["profile"]) == (task, "tiny")
+    for path in REQUIRED_METRICS.get(task, ()):
+        value = metrics["metrics"]
+        for key in path.split("/"):
+            assert key in value, f"runs/{task}/metrics.json lacks {path}"
+            value = value[key]
 
 
 def test_committed_notebooks_carry_no_outputs():

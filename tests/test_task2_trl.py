@@ -30,10 +30,6 @@ def rows():
     return data.load_pairs(task_profile("task2", "tiny"))["train"][:4]
 
 
-def _prompt_text(tokenizer, row):
-    return tokenizer.decode(data.prompt_ids(tokenizer, row["system"], row["question"]))
-
-
 @pytest.mark.points(2)
 def test_bradley_terry_loss_equals_reward_trainer_compute_loss(tokenizer, rows, tmp_path):
     from datasets import Dataset
@@ -42,8 +38,7 @@ def test_bradley_terry_loss_equals_reward_trainer_compute_loss(tokenizer, rows, 
     model = rm.load_reward_model(MODEL, pad_token_id=0)
     # pad_token: TRL's pooling finds the reward by pad id; with pad == eos it would skip <|im_end|>.
     args = RewardConfig(output_dir=str(tmp_path), pad_token="<|endoftext|>", **CPU)
-    dataset = Dataset.from_list([{"prompt": _prompt_text(tokenizer, r), "chosen": r["chosen"], "rejected": r["rejected"]}
-                                 for r in rows])
+    dataset = Dataset.from_list(data.trl_rows(tokenizer, rows))
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=copy.deepcopy(tokenizer))
     pairs = data.encode_pairs(tokenizer, rows, max_length=256)
     batch = data.collate_pairs(pairs, pad_id=0)
@@ -76,8 +71,7 @@ def test_dpo_loss_equals_dpo_trainer_at_ln2_and_after_optimizer_steps(tokenizer,
     args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=len(rows), max_steps=steps, learning_rate=lr,
                      lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, beta=beta,
                      optim="adamw_torch", logging_steps=1, seed=0, **CPU)
-    dataset = Dataset.from_list([{"prompt": _prompt_text(tokenizer, r), "chosen": r["chosen"], "rejected": r["rejected"]}
-                                 for r in rows])
+    dataset = Dataset.from_list(data.trl_rows(tokenizer, rows))
     trainer = RecordingDPOTrainer(model=theirs_model, args=args, train_dataset=dataset,
                                   processing_class=copy.deepcopy(tokenizer))
     trl_batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
