@@ -55,12 +55,13 @@ def test_kl_estimate_is_zero_for_the_reference_and_positive_after_training(token
     policy = dpo.load_policy(MODEL)
     prompts = ev.evaluation_prompts(test_rows, 6)
     p, samples = ev.generate(policy, tokenizer, prompts, 24, do_sample=True, samples=3, seed=0)
-    assert len(samples) == 18 and [x for x in p[:3]] == [p[0]] * 3, "samples of one prompt are consecutive"
+    assert len(samples) == 3 * len(prompts) and p[:3] == [p[0]] * 3, "samples of one prompt are consecutive"
     assert ev.log_ratios(policy, p, samples, tokenizer.pad_token_id).abs().max() < 1e-5, "B = 0: policy == reference"
     with torch.no_grad():
         for name, param in policy.named_parameters():
             if "lora_B" in name:
-                param.normal_(0, 0.05)
+                param.normal_(0, 0.2)
+    p, samples = ev.generate(policy, tokenizer, prompts, 24, do_sample=True, samples=3, seed=0)  # from the new policy
     ratios = ev.log_ratios(policy, p, samples, tokenizer.pad_token_id)
     with torch.no_grad():
         batch = data.pad_sequences([a + b for a, b in zip(p, samples)], [[0] * len(a) + [1] * len(b) for a, b in zip(p, samples)],
