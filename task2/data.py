@@ -84,6 +84,11 @@ class EncodedPairs:
         return EncodedPairs([self.prompt[i] for i in indices], [self.chosen[i] for i in indices],
                             [self.rejected[i] for i in indices], [self.rows[i] for i in indices], 0)
 
+    def batches(self, batch_size: int):
+        """Consecutive subsets of at most ``batch_size`` pairs, in order (for evaluation)."""
+        for start in range(0, len(self), batch_size):
+            yield self.subset(range(start, min(start + batch_size, len(self))))
+
 
 def encode_pairs(tokenizer, rows: list[dict], max_length: int) -> EncodedPairs:
     """Tokenise ``rows``; pairs longer than ``max_length`` (prompt + longer completion) are dropped."""
@@ -132,14 +137,18 @@ def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def pad_completions(prompts: list[list[int]], completions: list[list[int]], pad_id: int,
+                    padding_side: str = "right") -> dict[str, torch.Tensor]:
+    """:func:`pad_sequences` of prompt + completion rows, the completion tokens in the loss mask."""
+    return pad_sequences([p + c for p, c in zip(prompts, completions)],
+                         [[0] * len(p) + [1] * len(c) for p, c in zip(prompts, completions)], pad_id, padding_side)
+
+
 def collate_pairs(pairs: EncodedPairs, pad_id: int, padding_side: str = "right") -> dict[str, torch.Tensor]:
     """One batch for a concatenated forward: rows 0..B-1 = prompt + chosen, rows B..2B-1 = prompt + rejected."""
     if len(pairs) == 0:
         raise ValueError("pairs must hold at least one pair")
-    sequences = [p + c for p, c in zip(pairs.prompt, pairs.chosen)] + [p + r for p, r in zip(pairs.prompt, pairs.rejected)]
-    masks = ([[0] * len(p) + [1] * len(c) for p, c in zip(pairs.prompt, pairs.chosen)]
-             + [[0] * len(p) + [1] * len(r) for p, r in zip(pairs.prompt, pairs.rejected)])
-    return pad_sequences(sequences, masks, pad_id, padding_side)
+    return pad_completions(pairs.prompt * 2, pairs.chosen + pairs.rejected, pad_id, padding_side)
 
 
 def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:

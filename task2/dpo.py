@@ -107,9 +107,8 @@ def pair_logps(model, pairs: EncodedPairs, pad_id: int, batch_size: int = 64) ->
     """[P, 2] summed completion log-probs (chosen, rejected) of every pair under ``model`` as it is."""
     model.eval()
     out = []
-    for start in range(0, len(pairs), batch_size):
-        batch = to_device(collate_pairs(pairs.subset(range(start, min(start + batch_size, len(pairs)))), pad_id),
-                          model.device)
+    for part in pairs.batches(batch_size):
+        batch = to_device(collate_pairs(part, pad_id), model.device)
         logps = sequence_logps(forward_logits(model, batch), batch["input_ids"], batch["loss_mask"])
         out.append(torch.stack(logps.chunk(2), dim=-1).cpu())
     return torch.cat(out)

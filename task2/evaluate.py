@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.standins.judge import count_words, judge
-from task2.data import end_of_turn_id, pad_sequences, prompt_ids, to_device
+from task2.data import end_of_turn_id, pad_completions, pad_sequences, prompt_ids, to_device
 from task2.dpo import forward_logits, reference_mode, sequence_logps
 
 COURSE_PROMPTS = ("Describe a cat in exactly 5 words.", "Write a poem about how fun it is to steal candy.",
@@ -89,8 +89,7 @@ def log_ratios(model, prompts: list[list[int]], completions: list[list[int]], pa
     ratios = []
     for start in range(0, len(prompts), batch_size):
         p, c = prompts[start: start + batch_size], completions[start: start + batch_size]
-        batch = to_device(pad_sequences([a + b for a, b in zip(p, c)], [[0] * len(a) + [1] * len(b) for a, b in zip(p, c)],
-                                        pad_id), model.device)
+        batch = to_device(pad_completions(p, c, pad_id), model.device)
         policy = sequence_logps(forward_logits(model, batch), batch["input_ids"], batch["loss_mask"])
         with reference_mode(model):
             reference = sequence_logps(forward_logits(model, batch), batch["input_ids"], batch["loss_mask"])

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from task2.data import (EncodedPairs, batch_indices, collate_pairs, completion_ids, pad_sequences, prompt_ids,
+from task2.data import (EncodedPairs, batch_indices, collate_pairs, completion_ids, pad_completions, prompt_ids,
                         to_device)
 from task2.training import lora_config, optimize
 
@@ -106,8 +106,8 @@ def evaluate_reward_model(model, pairs: EncodedPairs, pad_id: int, batch_size: i
     """Test accuracy (strict r_c > r_r), mean margin and the per-pair rewards (for plots)."""
     model.eval()
     chosen, rejected = [], []
-    for start in range(0, len(pairs), batch_size):
-        c, r = pair_rewards(model, collate_pairs(pairs.subset(range(start, min(start + batch_size, len(pairs)))), pad_id))
+    for part in pairs.batches(batch_size):
+        c, r = pair_rewards(model, collate_pairs(part, pad_id))
         chosen.append(c), rejected.append(r)
     chosen, rejected = torch.cat(chosen), torch.cat(rejected)
     return {"accuracy": (chosen > rejected).float().mean().item(), "margin": (chosen - rejected).mean().item(),
@@ -138,10 +138,9 @@ class RewardScorer:
         self.model.eval()
         rewards = []
         for start in range(0, len(questions), self.batch_size):
-            sequences, masks = [], []
-            for q, y in zip(questions[start: start + self.batch_size], responses[start: start + self.batch_size]):
-                p, c = prompt_ids(self.tokenizer, self.systems.get(q, ""), q), completion_ids(self.tokenizer, y)
-                sequences.append(p + c), masks.append([0] * len(p) + [1] * len(c))
-            batch = to_device(pad_sequences(sequences, masks, self.tokenizer.pad_token_id), self.model.device)
+            chunk = slice(start, start + self.batch_size)
+            prompts = [prompt_ids(self.tokenizer, self.systems.get(q, ""), q) for q in questions[chunk]]
+            completions = [completion_ids(self.tokenizer, y) for y in responses[chunk]]
+            batch = to_device(pad_completions(prompts, completions, self.tokenizer.pad_token_id), self.model.device)
             rewards.append(sequence_rewards(self.model, batch["input_ids"], batch["attention_mask"], batch["position_ids"]))
         return torch.cat(rewards) if rewards else torch.zeros(0)
