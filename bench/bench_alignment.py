@@ -1,6 +1,7 @@
-"""Seconds per optimizer step of task 2's reward-model and DPO training vs TRL's RewardTrainer / DPOTrainer.
+"""Seconds per optimizer step of task 2's reward-model, DPO and GRPO training vs TRL's RewardTrainer /
+DPOTrainer / GRPOTrainer.
 
-    python bench/bench_alignment.py [--repeats 3] [--steps 6]
+    python bench/bench_alignment.py [--repeats 3] [--steps 6] [--only rm,dpo,grpo]
 
 Identical model, pairs, batch, LoRA (r=8, alpha=32, q/v, no dropout), float32, constant lr, gradient
 clipping at 1.0, no gradient checkpointing (TRL's default turns it on; off here so both do the same
@@ -12,6 +13,13 @@ process; the best of ``--repeats`` is kept.
 
 Models: the tiny SmolLM2 stand-in, and a random-init model with SmolLM2-135M's exact config (same
 stand-in tokenizer and pairs: its ids are valid in the larger vocabulary).
+
+GRPO: one step = sample ``group_size`` completions for each of ``prompts`` prompts (temperature 1, up
+to ``--completion-length`` tokens), score them, one optimizer step (TRL's defaults: loss "dapo",
+beta 0, one iteration). Both use the same random-init policy (the stand-in's config, and the 135M
+config), so completions almost never stop early (mean lengths are printed), and the same cheap
+reward (characters / 100), so the reward model's cost is not part of either. Ours logs no KL here
+(``kl_every=0``): with beta 0 TRL computes no reference log-probs either.
 """
 from __future__ import annotations
 
@@ -75,11 +83,68 @@ def trl_dpo(model, rows, tokenizer, steps, batch):
         return seconds(trainer.train)
 
 
+def ours_grpo(policy, tokenizer, prompts, steps, group_size, completion_length):
+    from task2 import grpo
+    config = grpo.GRPOConfig(steps=steps, prompts_per_step=len(prompts), group_size=group_size, lr=LR,
+                             max_new_tokens=completion_length, kl_every=0)
+    history = []
+    elapsed = seconds(lambda: history.extend(grpo.train_grpo(policy, tokenizer, prompts, characters_reward, config)))
+    return elapsed, sum(h["length"] for h in history) / len(history)
+
+
+def characters_reward(questions, responses):
+    return torch.tensor([len(r) / 100 for r in responses])
+
+
+def trl_grpo(policy, tokenizer, prompts, steps, group_size, completion_length):
+    from trl import GRPOConfig, GRPOTrainer
+    with tempfile.TemporaryDirectory() as out:
+        args = GRPOConfig(output_dir=out, per_device_train_batch_size=len(prompts) * group_size,
+                          num_generations=group_size, max_completion_length=completion_length, max_steps=steps,
+                          learning_rate=LR, temperature=1.0, beta=0.0, loss_type="dapo", logging_steps=1,
+                          **{k: v for k, v in TRL_CPU.items() if k != "logging_steps"})
+        texts = [tokenizer.decode(data.prompt_ids(tokenizer, p["system"], p["question"])) for p in prompts]
+        trainer = GRPOTrainer(model=policy, args=args, train_dataset=Dataset.from_list([{"prompt": t} for t in texts]),
+                              reward_funcs=lambda completions, **kw: [len(c) / 100 for c in completions],
+                              processing_class=copy.deepcopy(tokenizer))
+        elapsed = seconds(trainer.train)
+        lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
+        return elapsed, sum(lengths) / len(lengths)
+
+
+def bench_grpo(tokenizer, rows, args) -> None:
+    from peft import get_peft_model
+    prompts = [{"system": r["system"], "question": r["question"]} for r in rows[: args.grpo_prompts]]
+    tiny_config = hub.from_pretrained(AutoModelForCausalLM, "standin:smollm2").config
+    policies = {"tiny stand-in config, random init": AutoModelForCausalLM.from_config(tiny_config),
+                "SmolLM2-135M config, random init": AutoModelForCausalLM.from_config(SMOLLM2_135M)}
+    print(f"\nGRPO: {args.grpo_prompts} prompts x group {args.group_size}, completions up to "
+          f"{args.completion_length} tokens, {args.steps} steps per run, best of {args.repeats}\n")
+    print("| model | completions / step | ours s/step | TRL s/step | ours / TRL | mean length ours / TRL |\n"
+          "|---|---|---|---|---|---|")
+    for name, base in policies.items():
+        best = {"ours": (float("inf"), 0.0), "TRL": (float("inf"), 0.0)}
+        for _ in range(args.repeats):
+            for label, run in (("ours", ours_grpo), ("TRL", trl_grpo)):
+                torch.manual_seed(0)
+                fresh = get_peft_model(copy.deepcopy(base), lora_config("CAUSAL_LM", 8, 32))
+                elapsed, length = run(fresh, tokenizer, prompts, args.steps, args.group_size, args.completion_length)
+                best[label] = min(best[label], (elapsed / args.steps, length))
+        (ours_s, ours_len), (trl_s, trl_len) = best["ours"], best["TRL"]
+        print(f"| {name} | {args.grpo_prompts * args.group_size} | {ours_s:.3f} | {trl_s:.3f} | "
+              f"{ours_s / trl_s:.2f}x | {ours_len:.1f} / {trl_len:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--only", default="rm,dpo,grpo", help="comma-separated subset of rm, dpo, grpo")
+    parser.add_argument("--grpo-prompts", type=int, default=4)
+    parser.add_argument("--group-size", type=int, default=4)
+    parser.add_argument("--completion-length", type=int, default=32)
     args = parser.parse_args()
+    only = set(args.only.split(","))
     seed_everything(0)
     from peft import get_peft_model
     tokenizer = hub.from_pretrained(AutoTokenizer, "standin:smollm2")
@@ -89,17 +154,20 @@ def main() -> None:
                   "SmolLM2-135M config, random init": (AutoModelForCausalLM.from_config(SMOLLM2_135M), 8)}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps per run, "
           f"best of {args.repeats}\n")
-    print("| model | pairs / step | trainer | ours s/step | TRL s/step | ours / TRL |\n|---|---|---|---|---|---|")
-    for name, (causal_lm, batch) in causal_lms.items():
+    if only & {"rm", "dpo"}:
+        print("| model | pairs / step | trainer | ours s/step | TRL s/step | ours / TRL |\n|---|---|---|---|---|---|")
+    for name, (causal_lm, batch) in causal_lms.items() if only & {"rm", "dpo"} else ():
         used = rows[: args.steps * batch]
         pairs = data.encode_pairs(tokenizer, used, max_length=256)
         settings = {k: v for k, v in causal_lm.config.to_dict().items() if k not in ("id2label", "label2id")}
         classifier = AutoModelForSequenceClassification.from_config(
             causal_lm.config.__class__(**{**settings, "num_labels": 1, "pad_token_id": 0}))
         classifier.model.load_state_dict(causal_lm.model.state_dict())
-        runs = {"reward model": (classifier, "SEQ_CLS", ours_reward_model, trl_reward_model),
-                "DPO": (causal_lm, "CAUSAL_LM", ours_dpo, trl_dpo)}
-        for trainer_name, (base, task_type, ours, theirs) in runs.items():
+        runs = {"reward model": (classifier, "SEQ_CLS", ours_reward_model, trl_reward_model, "rm"),
+                "DPO": (causal_lm, "CAUSAL_LM", ours_dpo, trl_dpo, "dpo")}
+        for trainer_name, (base, task_type, ours, theirs, key) in runs.items():
+            if key not in only:
+                continue
             best_ours = best_trl = float("inf")
             for _ in range(args.repeats):
                 torch.manual_seed(0)
@@ -110,6 +178,8 @@ def main() -> None:
                 best_trl = min(best_trl, theirs(fresh, used, tokenizer, args.steps, batch) / args.steps)
             print(f"| {name} | {batch} | {trainer_name} | {best_ours:.3f} | {best_trl:.3f} | "
                   f"{best_ours / best_trl:.2f}x |", flush=True)
+    if "grpo" in only:
+        bench_grpo(tokenizer, rows, args)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,14 @@ class Task2Profile(TaskProfile):
     max_new_tokens: int = 0  # evaluation answers
     kl_samples: int = 4  # sampled answers per prompt for the KL(policy || reference) estimate
     ppo_steps: int = 0
+    ppo_prompts_per_step: int = 0  # rollouts per PPO step (one sample per prompt)
+    ppo_minibatch_size: int = 0
+    ppo_lr: float = 0.0
+    ppo_kl_coef: float = 0.05
     grpo_steps: int = 0
+    grpo_prompts_per_step: int = 0  # each sampled group_size times
+    grpo_lr: float = 0.0
+    grpo_beta: float = 0.0  # KL coefficient; TRL's default 0
     group_size: int = 4
     n_eval_prompts: int = 0
 
@@ -140,13 +147,17 @@ _TABLE: dict[str, dict[str, TaskProfile]] = {
             name="full", model=SMOLLM2, dataset=ORCA,
             n_train_pairs=12_000, n_test_pairs=500, max_length=1024, batch_size=8,
             reward_model_steps=1500, reward_model_lr=1e-4, dpo_steps=1500, dpo_lr=5e-5, dpo_beta=0.3,
-            max_new_tokens=256, ppo_steps=200, grpo_steps=200, n_eval_prompts=200,
+            max_new_tokens=256, n_eval_prompts=200,
+            ppo_steps=200, ppo_prompts_per_step=32, ppo_minibatch_size=8, ppo_lr=1e-5,
+            grpo_steps=200, grpo_prompts_per_step=8, grpo_lr=1e-5,
         ),
         "tiny": Task2Profile(
             name="tiny", model="standin:smollm2", dataset="standin:mini_orca",
             n_train_pairs=2000, n_test_pairs=300, max_length=128, batch_size=32,
             reward_model_steps=100, reward_model_lr=1e-3, dpo_steps=125, dpo_lr=1e-3, dpo_beta=0.1,
-            dpo_nll_weight=1.0, max_new_tokens=48, ppo_steps=30, grpo_steps=30, n_eval_prompts=100,
+            dpo_nll_weight=1.0, max_new_tokens=48, n_eval_prompts=100,
+            ppo_steps=30, ppo_prompts_per_step=32, ppo_minibatch_size=16, ppo_lr=1e-3,
+            grpo_steps=40, grpo_prompts_per_step=16, grpo_lr=2e-3,
         ),
     },
     "task3": {

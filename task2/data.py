@@ -174,6 +174,17 @@ def trl_rows(tokenizer, rows: list[dict]) -> list[dict]:
              "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
 
 
+def distinct_prompts(rows: list[dict]) -> list[dict]:
+    """``{"system", "question"}`` of each distinct question in ``rows``, in order of first appearance
+    (preference data repeats a question across pairs; RL samples its own responses to each)."""
+    seen, prompts = set(), []
+    for row in rows:
+        if row["question"] not in seen:
+            seen.add(row["question"])
+            prompts.append({"system": row["system"], "question": row["question"]})
+    return prompts
+
+
 def length_stats(rows: list[dict]) -> dict[str, float]:
     """Mean words of chosen and rejected responses and how often chosen is the longer one."""
     words = [(len(r["chosen"].split()), len(r["rejected"].split())) for r in rows]

@@ -23,25 +23,53 @@ from task2.data import EncodedPairs, batch_indices, collate_pairs, to_device
 from task2.training import lora_config, optimize
 
 
-def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
-    """Sum of the log-probabilities of the completion tokens of each sequence.
-
-    logits [B, T, V]; labels, loss_mask [B, T]. ``loss_mask[b, t]`` marks token t of ``labels`` as a
-    completion token; its log-probability is read from ``logits[b, t - 1]`` (the next-token
-    prediction made at t - 1). The mask, not a pad id, decides what counts: with pad == eos (SmolLM2)
-    the end-of-turn token must be in the mask. Returns [B] (float32).
-    """
+def _check_token_inputs(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> None:
     if logits.dim() != 3 or labels.shape != logits.shape[:2] or loss_mask.shape != labels.shape:
         raise ValueError(f"expected logits [B, T, V] and labels, loss_mask [B, T]; got {tuple(logits.shape)}, "
                          f"{tuple(labels.shape)}, {tuple(loss_mask.shape)}")
     if loss_mask[:, 0].any():
         raise ValueError("loss_mask[:, 0] must be 0: the first token has no prediction before it")
+
+
+def _check_temperature(temperature: float) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+
+
+def token_logps(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor,
+                temperature: float = 1.0) -> torch.Tensor:
+    """Per-token log-probabilities of the completion tokens under softmax(logits / temperature).
+
+    logits [B, T, V]; labels, loss_mask [B, T]. ``loss_mask[b, t]`` marks token t of ``labels`` as a
+    completion token; its log-probability is read from ``logits[b, t - 1]`` (the next-token
+    prediction made at t - 1). The mask, not a pad id, decides what counts: with pad == eos (SmolLM2)
+    the end-of-turn token must be in the mask. Returns [B, T] float32, 0 where the mask is 0.
+    RL samples at a temperature, so its log-probs must be those of the tempered policy.
+    """
+    _check_token_inputs(logits, labels, loss_mask)
+    _check_temperature(temperature)
     ### BEGIN SOLUTION
     mask = loss_mask[:, 1:].bool()
     targets = labels[:, 1:].masked_fill(~mask, 0)  # masked labels may be -100 or pad: never gathered
-    log_probs = logits[:, :-1].float().log_softmax(dim=-1).gather(-1, targets[..., None]).squeeze(-1)
-    return (log_probs * mask).sum(dim=-1)
+    scaled = logits[:, :-1].float() / temperature
+    log_probs = scaled.log_softmax(dim=-1).gather(-1, targets[..., None]).squeeze(-1)
+    return F.pad(log_probs * mask, (1, 0))
     ### END SOLUTION
+
+
+def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """[B] sum of the log-probabilities of the completion tokens of each sequence (see :func:`token_logps`)."""
+    return token_logps(logits, labels, loss_mask).sum(dim=-1)
+
+
+def token_entropy(logits: torch.Tensor, loss_mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """[B, T] entropy (nats) of the tempered next-token distribution that predicted each completion
+    token (read at t - 1, as :func:`token_logps`); 0 where the mask is 0. No gradient."""
+    _check_token_inputs(logits, loss_mask, loss_mask)
+    _check_temperature(temperature)
+    with torch.no_grad():
+        log_p = (logits[:, :-1].float() / temperature).log_softmax(dim=-1)
+        return F.pad(-(log_p.exp() * log_p).sum(-1) * loss_mask[:, 1:], (1, 0))
 
 
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,

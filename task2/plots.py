@@ -66,3 +66,61 @@ def model_comparison(summary: pd.DataFrame, path: Path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return fig
+
+
+def course_plots(results: pd.DataFrame, path: Path):
+    """The course's three plots: mean reward-model score per model; gold success per prompt type
+    (constraint / safety / factual); response length vs reward-model score (verbosity bias)."""
+    models = list(dict.fromkeys(results["model"]))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 3.8))
+    means = results.groupby("model", sort=False)["rm_reward"].mean()
+    left.bar(means.index, means.values, color=[f"C{i}" for i in range(len(means))])
+    left.axhline(0, color="black", lw=0.5)
+    left.set_ylabel("mean reward-model score")
+    left.set_title("what the reward model thinks")
+    judged = results.dropna(subset=["gold"])
+    by_type = judged.pivot_table(index="prompt_type", columns="model", values="gold", aggfunc="mean")[models]
+    by_type.plot.bar(ax=middle, rot=0, color=[f"C{i}" for i in range(len(models))])
+    middle.set_ylim(0, 1)
+    middle.set_ylabel("gold success")
+    middle.set_xlabel("")
+    middle.set_title("what the gold judge thinks, per prompt type")
+    for i, model in enumerate(models):
+        part = results[results["model"] == model]
+        r = np.corrcoef(part["words"], part["rm_reward"])[0, 1]
+        right.scatter(part["words"], part["rm_reward"], s=10, alpha=0.5, color=f"C{i}", label=f"{model} (r = {r:.2f})")
+    right.set_xlabel("response length (words)")
+    right.set_ylabel("reward-model score")
+    right.set_title("verbosity bias: length vs reward")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return fig
+
+
+def overoptimisation(history: list[dict], path: Path, window: int = 5):
+    """Proxy (reward-model score) vs gold success of the training rollouts, over steps and against
+    the KL to the reference: where the two part ways, the policy is exploiting the reward model."""
+    frame = pd.DataFrame(history)
+    smooth = frame[["rm_reward", "gold_success"]].rolling(window, min_periods=1).mean()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    left.plot(frame["step"], frame["rm_reward"], color="tab:blue", alpha=0.25, lw=1)
+    left.plot(frame["step"], smooth["rm_reward"], color="tab:blue", lw=2)
+    left.set_xlabel("step")
+    left.set_title(f"over training ({window}-step moving average)")
+    gold = left.twinx()
+    gold.plot(frame["step"], frame["gold_success"], color="tab:red", alpha=0.25, lw=1)
+    gold.plot(frame["step"], smooth["gold_success"], color="tab:red", lw=2)
+    right.scatter(frame["kl"], frame["rm_reward"], s=14, color="tab:blue")
+    right.set_xlabel("KL to the reference (nats per completion)")
+    right.set_title("against KL, one point per step")
+    gold_right = right.twinx()
+    gold_right.scatter(frame["kl"], frame["gold_success"], s=14, color="tab:red", marker="x")
+    for ax in (left, right):
+        ax.set_ylabel("reward-model score (proxy)", color="tab:blue")
+    for ax in (gold, gold_right):
+        ax.set_ylabel("gold success", color="tab:red")
+        ax.set_ylim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return fig

@@ -70,17 +70,27 @@ def load_reward_model(ref: str, pad_token_id: int, r: int = 8, alpha: int = 32, 
     return get_peft_model(model, lora_config("SEQ_CLS", r, alpha))
 
 
-def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     position_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """[N] float32 rewards: the ``score`` head on the final hidden state of each row's last real token."""
+def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """[N, T] float32: the ``score`` head on the final hidden state at every position.
+
+    The reward reads one position of it (:func:`sequence_rewards`); PPO's critic, a copy of the
+    reward model, reads every position as a value estimate.
+    """
     ### BEGIN SOLUTION
     classifier = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone = getattr(classifier, classifier.base_model_prefix)
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                       use_cache=False).last_hidden_state  # [N, T, H]
-    last = hidden[torch.arange(len(hidden), device=hidden.device), last_token_index(attention_mask)]
-    return classifier.score(last).squeeze(-1).float()
+    return classifier.score(hidden).squeeze(-1).float()
     ### END SOLUTION
+
+
+def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """[N] float32 rewards: the ``score`` head on the final hidden state of each row's last real token."""
+    scores = token_scores(model, input_ids, attention_mask, position_ids)
+    return scores[torch.arange(len(scores), device=scores.device), last_token_index(attention_mask)]
 
 
 def pair_rewards(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,11 +29,15 @@ def count_parameters(model) -> dict[str, int]:
             "total": sum(p.numel() for p in model.parameters())}
 
 
-def make_optimizer(model, lr: float) -> torch.optim.Optimizer:
-    """AdamW on the trainable parameters, no weight decay (TRL's defaults: betas 0.9/0.999, eps 1e-8)."""
-    if not isinstance(lr, (int, float)) or not lr > 0:
+def trainable_parameters(*models) -> list[torch.nn.Parameter]:
+    return [p for model in models for p in model.parameters() if p.requires_grad]
+
+
+def make_optimizer(parameters: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """AdamW, no weight decay (TRL's defaults: betas 0.9/0.999, eps 1e-8)."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
 
 
 def optimize(model, batches: Iterable, loss_fn: Callable[[int, object], tuple[torch.Tensor, dict]], lr: float,
@@ -44,8 +48,8 @@ def optimize(model, batches: Iterable, loss_fn: Callable[[int, object], tuple[to
     ``loss_fn(step, batch) -> (loss, stats)`` (step counts from 0); ``stats`` (floats) are logged with the loss and the
     gradient norm before clipping. ``callback(step, record)`` may add entries (e.g. a gold evaluation).
     """
-    optimizer = make_optimizer(model, lr)
-    parameters = [p for p in model.parameters() if p.requires_grad]
+    parameters = trainable_parameters(model)
+    optimizer = make_optimizer(parameters, lr)
     history = []
     model.train()
     for step, batch in enumerate(bar := tqdm(list(batches), desc=desc, unit="step")):

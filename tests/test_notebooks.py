@@ -15,7 +15,8 @@ from pa5.profile import TASKS
 REQUIRED_METRICS = {
     "task2": [f"{part}/{key}" for part, keys in (("reward_model", ("test_accuracy", "test_margin")),
                                                ("dpo", ("test_reward_accuracy", "test_margin"))) for key in keys]
-             + [f"models/{m}/{k}" for m in ("base", "dpo") for k in ("rm_reward", "gold_success", "length", "kl")],
+             + [f"models/{m}/{k}" for m in ("base", "dpo", "ppo", "grpo") for k in ("rm_reward", "gold_success", "length", "kl")]
+             + [f"overoptimisation/{m}/{k}" for m in ("ppo", "grpo") for k in ("step", "rm_reward", "gold_success", "kl")],
 }
 
 

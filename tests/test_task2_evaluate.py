@@ -79,7 +79,9 @@ def test_evaluate_model_rows_and_summary(tokenizer, test_rows):
     scorer = rm.RewardScorer(rm.load_reward_model(MODEL, tokenizer.pad_token_id), tokenizer)
     prompts = ev.evaluation_prompts(test_rows, 8)
     frame = ev.evaluate_model("base", policy, tokenizer, prompts, scorer, max_new_tokens=24, kl_samples=2)
-    assert list(frame.columns) == ["model", "prompt", "family", "response", "rm_reward", "gold", "length", "words", "kl"]
+    assert list(frame.columns) == ["model", "prompt", "family", "prompt_type", "response", "rm_reward", "gold", "length",
+                                   "words", "kl"]
+    assert set(frame["prompt_type"]) <= {"constraint", "safety", "factual"}
     assert len(frame) == 11 and set(frame["family"]) <= {"capital", "word_count", "safety", "listing"}
     expected = scorer(frame["prompt"].tolist(), frame["response"].tolist())
     torch.testing.assert_close(torch.tensor(frame["rm_reward"].tolist()), expected)

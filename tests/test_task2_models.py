@@ -161,7 +161,7 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(tokenizer, pairs):
         (lambda: rm.bradley_terry_loss(x, x, margin=torch.zeros(2)), "margin"),
         (lambda: lora_config("CAUSAL_LM", 0, 32), "r"),
         (lambda: lora_config("CAUSAL_LM", 8, 0), "alpha"),
-        (lambda: make_optimizer(torch.nn.Linear(1, 1), 0.0), "lr"),
+        (lambda: make_optimizer(list(torch.nn.Linear(1, 1).parameters()), 0.0), "lr"),
         (lambda: dpo.train_dpo(None, pairs, 0, 0.1, 1, 8, 1e-3, ref_logps=torch.zeros(3, 2)), "ref_logps"),
         (lambda: dpo.train_dpo(None, pairs, 0, 0.1, 1, 8, 1e-3, nll_weight=-1.0), "nll_weight"),
         (lambda: data.pad_sequences([], [], 0), "sequences"),

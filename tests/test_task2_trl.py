@@ -89,3 +89,76 @@ def test_dpo_loss_equals_dpo_trainer_at_ln2_and_after_optimizer_steps(tokenizer,
     assert ours[-1] < ours[0] - 1e-3, "the loss must move for the comparison to mean something"
     for step, (a, b) in enumerate(zip(ours, recorded)):
         assert a == pytest.approx(b, abs=1e-5), f"step {step}: ours {a:.7f} vs TRL {b:.7f}"
+
+
+@pytest.fixture(scope="module")
+def grpo_case(tokenizer):
+    """A policy whose adapter is not at zero, and a GRPO batch: 8 completions of 2 prompts (groups of 4)
+    with equal-length prompts (so TRL's default position ids equal ours), right-padded completions."""
+    from task2.data import pad_completions, prompt_ids
+
+    torch.manual_seed(0)
+    policy = dpo.load_policy(MODEL, seed=0)
+    with torch.no_grad():
+        for name, parameter in policy.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    prompt = prompt_ids(tokenizer, "", "What is the capital of France?")
+    completions = [torch.randint(3, len(tokenizer), (n,)).tolist() for n in (5, 3, 8, 6, 2, 8, 4, 7)]
+    batch = pad_completions([prompt] * 8, completions, tokenizer.pad_token_id)
+    return policy, batch, len(prompt)
+
+
+@pytest.mark.points(0.5)
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_grpo_loss_and_gradient_equal_grpo_trainer(grpo_case, tokenizer, loss_type, beta, tmp_path):
+    """TRL: GRPOConfig(loss_type, beta, epsilon=0.2, temperature=0.7, num_generations=4, max_completion_length=8,
+    use_bias_correction_kl=True (its default), per_device_train_batch_size=8, steps_per_generation=1), and
+    ``trainer.compute_loss`` on inputs we build; ours: :func:`grpo.grpo_loss` on our per-token log-probs."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from task2 import grpo
+    from task2.rollout import policy_logps
+
+    policy, batch, prompt_length = grpo_case
+    theirs_model, ours_model = copy.deepcopy(policy), copy.deepcopy(policy)
+    temperature, max_completion_length = 0.7, 8
+    args = GRPOConfig(output_dir=str(tmp_path), loss_type=loss_type, beta=beta, epsilon=0.2, temperature=temperature,
+                      num_generations=4, max_completion_length=max_completion_length, per_device_train_batch_size=8,
+                      steps_per_generation=1, **CPU)
+    trainer = GRPOTrainer(model=theirs_model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+                          args=args, train_dataset=Dataset.from_list([{"prompt": "hi"}] * 8),
+                          processing_class=copy.deepcopy(tokenizer))
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop; we call compute_loss directly
+
+    mask = batch["loss_mask"][:, prompt_length:].float()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        current = policy_logps(ours_model, batch, temperature)[0][:, prompt_length:]
+    # old log-probs off by up to +-0.4 so that some ratios leave [0.8, 1.2] and both clip branches are used
+    old = (current + torch.empty_like(current).uniform_(-0.4, 0.4)) * mask
+    ref = (current + torch.empty_like(current).uniform_(-0.3, 0.3)) * mask
+    advantages = grpo.group_advantages(torch.randn(8), group_size=4)
+    inputs = {"prompt_ids": batch["input_ids"][:, :prompt_length], "prompt_mask": batch["attention_mask"][:, :prompt_length],
+              "completion_ids": batch["input_ids"][:, prompt_length:], "completion_mask": mask.long(),
+              "advantages": advantages, "old_per_token_logps": old, "ref_per_token_logps": ref,
+              "num_items_in_batch": mask.sum()}
+    trainer.model.train()
+    theirs = trainer.compute_loss(trainer.model, inputs)
+    theirs.backward()
+
+    ours_model.train()
+    logps = policy_logps(ours_model, batch, temperature)[0]
+    pad = torch.nn.functional.pad
+    ours, stats = grpo.grpo_loss(logps, pad(old, (prompt_length, 0)), advantages, batch["loss_mask"], loss_type,
+                                 epsilon=0.2, beta=beta, ref_logps=pad(ref, (prompt_length, 0)),
+                                 max_completion_length=max_completion_length)
+    ours.backward()
+    assert 0 < stats["clip_fraction"] < 1, "the case must exercise clipping"
+    assert ours.item() == pytest.approx(theirs.item(), abs=1e-6), f"{loss_type}: ours {ours.item():.8f} vs TRL {theirs.item():.8f}"
+    theirs_grads = {n: p.grad for n, p in theirs_model.named_parameters() if p.requires_grad}
+    for name, parameter in ours_model.named_parameters():
+        if parameter.requires_grad:
+            torch.testing.assert_close(parameter.grad, theirs_grads[name], atol=1e-6, rtol=1e-4)

@@ -1,0 +1,197 @@
+"""Task 2's GRPO (Shao et al., 2024, DeepSeekMath), from scratch, with LoRA - TRL's GRPOTrainer semantics.
+
+No critic: for each prompt, ``group_size`` completions are sampled and each one's advantage is its
+reward relative to its group (the group mean is the baseline). The loss is PPO's clipped surrogate
+per token with that sequence-level advantage, an optional k3 KL penalty to the reference, and one of
+TRL's loss aggregations (``loss_type``):
+
+* "grpo":    per-sequence token mean, then the mean over sequences (long sequences weigh less per token);
+* "bnpo":    sum over all tokens / number of tokens in the batch;
+* "dr_grpo": sum over all tokens / (N * max_completion_length), a constant (Liu et al., 2025);
+* "dapo":    sum over all tokens / number of tokens in the whole generation batch (Yu et al., 2025;
+             TRL's default; equal to "bnpo" when one optimizer step uses the whole generation batch).
+
+A group whose rewards are all equal has advantage 0 for every member: it carries no gradient (the
+share of such groups is logged). With one update per generation (``iterations`` = 1) the ratio is
+exactly 1 and the loss's value is -mean advantage-weighted 1, i.e. about 0 - its gradient is not.
+
+Shapes: N = prompts x group_size sequences, T tokens; ``mask`` [N, T] marks completion tokens.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from task2.data import batch_indices
+from task2.ppo import kl_estimate
+from task2.rollout import policy_logps, reference_token_logps, sample_rollout
+from task2.training import make_optimizer, trainable_parameters
+
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+SCALES = ("group", "batch", "none")
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """[N] advantages of rewards [N] laid out as consecutive groups of ``group_size``.
+
+    A = r - mean(group); divided by (std(group) + eps) for "group", by (std(batch) + eps) for
+    "batch", not divided for "none" (Dr. GRPO). Standard deviations are Bessel-corrected, as TRL's.
+    """
+    if rewards.dim() != 1 or rewards.numel() == 0:
+        raise ValueError(f"rewards must be a non-empty [N] tensor, got shape {tuple(rewards.shape)}")
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
+        raise ValueError(f"group_size must be an int >= 2 (a group of one has no baseline), got {group_size!r}")
+    if len(rewards) % group_size:
+        raise ValueError(f"group_size ({group_size}) must divide the number of rewards ({len(rewards)})")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise ValueError(f"eps must be a number > 0, got {eps!r}")
+    ### BEGIN SOLUTION
+    groups = rewards.view(-1, group_size)
+    advantages = (groups - groups.mean(dim=1, keepdim=True)).flatten()
+    if scale == "group":
+        advantages = advantages / (groups.std(dim=1).repeat_interleave(group_size) + eps)
+    elif scale == "batch":
+        advantages = advantages / (rewards.std() + eps)
+    return advantages
+    ### END SOLUTION
+
+
+def zero_spread_fraction(rewards: torch.Tensor, group_size: int) -> float:
+    """Share of groups whose rewards are all equal (their advantages are 0: no gradient)."""
+    groups = rewards.view(-1, group_size)
+    return torch.isclose(groups, groups[:, :1]).all(dim=1).float().mean().item()
+
+
+def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+              loss_type: str = "dapo", epsilon: float = 0.2, epsilon_high: float | None = None, beta: float = 0.0,
+              ref_logps: torch.Tensor | None = None, max_completion_length: int | None = None,
+              num_items: float | None = None, kl_bias_correction: bool = True) -> tuple[torch.Tensor, dict]:
+    """GRPO's loss, as TRL's ``GRPOTrainer._compute_loss`` (token-level importance sampling).
+
+    logps, old_logps, ref_logps, mask [N, T]; advantages [N]. Per token:
+    ratio = exp(logps - old_logps); l = -min(ratio * A, clip(ratio, 1 - epsilon, 1 + epsilon_high) * A)
+    + beta * KL, with KL = k3 = exp(ref - logps) - (ref - logps) - 1, times the ratio when
+    ``kl_bias_correction`` (TRL's ``use_bias_correction_kl``, default True). Aggregated by
+    ``loss_type`` (module docstring); "dr_grpo" needs ``max_completion_length``; "dapo" divides by
+    ``num_items`` (tokens in the generation batch; default: this batch's).
+    Returns (loss, {"clip_fraction", "kl"}) - kl is the masked token mean of k3 (nan when beta = 0).
+    """
+    shapes = {"logps": logps.shape, "old_logps": old_logps.shape, "mask": mask.shape}
+    if ref_logps is not None:
+        shapes["ref_logps"] = ref_logps.shape
+    if len(set(shapes.values())) != 1 or logps.dim() != 2:
+        raise ValueError(f"expected [N, T] tensors of one shape, got { {k: tuple(v) for k, v in shapes.items()} }")
+    if advantages.shape != (logps.shape[0],):
+        raise ValueError(f"advantages must be [N] = [{logps.shape[0]}], got {tuple(advantages.shape)}")
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+    for name, value in (("epsilon", epsilon), ("epsilon_high", epsilon if epsilon_high is None else epsilon_high)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
+        raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+    if beta > 0 and ref_logps is None:
+        raise ValueError("beta > 0 needs ref_logps (the reference's per-token log-probs)")
+    if loss_type == "dr_grpo" and (not isinstance(max_completion_length, int) or max_completion_length < 1):
+        raise ValueError(f"loss_type 'dr_grpo' needs max_completion_length, an int >= 1, got {max_completion_length!r}")
+    ### BEGIN SOLUTION
+    epsilon_high = epsilon if epsilon_high is None else epsilon_high
+    mask = mask.to(logps.dtype)
+    advantages = advantages[:, None].to(logps.dtype)
+    ratio = torch.exp(logps - old_logps)
+    clipped_ratio = torch.clamp(ratio, 1 - epsilon, 1 + epsilon_high)
+    per_token = -torch.min(ratio * advantages, clipped_ratio * advantages)
+    kl = None
+    if beta > 0:
+        kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1
+        per_token = per_token + beta * (kl * ratio if kl_bias_correction else kl)
+    if loss_type == "grpo":
+        loss = ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    elif loss_type == "bnpo":
+        loss = (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+    elif loss_type == "dr_grpo":
+        loss = (per_token * mask).sum() / (per_token.shape[0] * max_completion_length)
+    else:  # dapo
+        normalizer = mask.sum() if num_items is None else torch.as_tensor(num_items, dtype=mask.dtype)
+        loss = (per_token * mask).sum() / normalizer.clamp(min=1.0)
+    ### END SOLUTION
+    clipped = ((ratio < 1 - epsilon) & (advantages < 0)) | ((ratio > 1 + epsilon_high) & (advantages > 0))
+    tokens = mask.sum().clamp(min=1.0)
+    stats = {"clip_fraction": ((clipped * mask).sum() / tokens).item(),
+             "kl": float("nan") if kl is None else ((kl * mask).sum() / tokens).item()}
+    return loss, stats
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """Defaults: TRL GRPOConfig's (loss "dapo", group scaling, beta 0, epsilon 0.2, temperature 1),
+    except ``group_size`` (the course's 4) and ``steps``, ``prompts_per_step``, ``lr``."""
+
+    steps: int = 100
+    prompts_per_step: int = 8
+    group_size: int = 4
+    iterations: int = 1  # optimizer steps per generation (TRL's num_iterations, mu)
+    lr: float = 1e-6
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    epsilon: float = 0.2
+    beta: float = 0.0
+    temperature: float = 1.0
+    max_new_tokens: int = 53
+    missing_eos_penalty: float = 1.0
+    max_grad_norm: float = 1.0
+    kl_every: int = 1  # log KL to the reference every k steps (0: never; with beta > 0 it is computed anyway)
+    seed: int = 0
+
+
+def train_grpo(policy, tokenizer, prompts: list[dict], scorer, config: GRPOConfig, callback=None) -> list[dict]:
+    """GRPO on ``prompts`` ({"system", "question"}); ``scorer(questions, responses) -> [N]`` rewards.
+
+    One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, kl
+    (sequence-summed k1 to the reference at the sampling temperature, measured on the rollout), the
+    zero-spread group share, and the update's loss, clip_fraction and entropy (mean per token).
+    """
+    if config.iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {config.iterations!r}")
+    parameters = trainable_parameters(policy)
+    optimizer = make_optimizer(parameters, config.lr)
+    history = []
+    schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, config.seed)
+    for step, indices in enumerate(bar := tqdm(schedule, desc="GRPO", unit="step")):
+        policy.eval()
+        rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, config.group_size,
+                                 config.max_new_tokens, config.temperature, config.missing_eos_penalty,
+                                 seed=config.seed * 100_003 + step)
+        batch, mask = rollout.batch, rollout.batch["loss_mask"].float()
+        advantages = group_advantages(rollout.score, config.group_size, config.scale_rewards).to(mask.device)
+        log_kl = bool(config.kl_every) and step % config.kl_every == 0
+        with torch.no_grad():
+            ref_logps = reference_token_logps(policy, batch, config.temperature) if config.beta or log_kl else None
+            old_logps = policy_logps(policy, batch, config.temperature)[0] if config.iterations > 1 else None
+        policy.train()
+        for iteration in range(config.iterations):
+            logps, entropy = policy_logps(policy, batch, config.temperature, entropy=True)
+            if iteration == 0 and log_kl:
+                kl = (kl_estimate(logps.detach(), ref_logps) * mask).sum(-1).mean().item()
+            loss, stats = grpo_loss(logps, logps.detach() if old_logps is None else old_logps, advantages, mask,
+                                    config.loss_type, config.epsilon, beta=config.beta, ref_logps=ref_logps,
+                                    max_completion_length=config.max_new_tokens)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        policy.eval()
+        record = {"step": step + 1, **rollout.stats(), **({"kl": kl} if log_kl else {}),
+                  "zero_spread_groups": zero_spread_fraction(rollout.score, config.group_size),
+                  "loss": loss.item(), "clip_fraction": stats["clip_fraction"],
+                  "entropy": ((entropy * mask).sum() / mask.sum()).item()}
+        if callback is not None:
+            record.update(callback(step + 1, record) or {})
+        history.append(record)
+        bar.set_postfix(reward=f"{record['rm_reward']:.2f}", kl=f"{record.get('kl', math.nan):.2f}")
+    return history

@@ -1,0 +1,258 @@
+"""Task 2's PPO for RLHF (Ouyang et al., 2022), from scratch, with LoRA.
+
+TRL 1.16 no longer ships PPO; this follows its last PPO trainer and "The N+ implementation details
+of RLHF with PPO" (Huang et al., 2024):
+
+* per-token reward r_t = -kl_coef * KL_t(pi || pi_ref), plus the reward-model score (minus a penalty
+  if the completion never ended) on the last completion token;
+* GAE (gamma = 1, lambda = 0.95) with a critic, advantages whitened over the batch;
+* clipped policy loss and clipped value loss, ``vf_coef`` * value loss added, several epochs of
+  minibatches per rollout, one AdamW over policy and critic, gradients clipped jointly;
+* sampling and recomputing log-probs at the same temperature (the policy being optimised is the
+  tempered one).
+
+Actor-critic with LoRA: the policy = base LM + a LoRA adapter (reference = adapter disabled); the
+critic = a copy of the trained reward model (its own LoRA adapter and scalar head), reading a value
+at every position - TRL's convention of initialising the value model from the reward model.
+
+Shapes: N sequences, T tokens (prompt + completion, right-padded); ``mask`` [N, T] marks completion
+tokens. Token t's log-prob and value are predicted at position t - 1.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from task2.data import batch_indices
+from task2.reward_model import last_token_index, token_scores
+from task2.rollout import policy_logps, reference_token_logps, sample_rollout
+from task2.training import make_optimizer, trainable_parameters
+
+KL_ESTIMATORS = ("k1", "k3")
+
+
+def _check_same_shape(**tensors: torch.Tensor) -> None:
+    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
+    if len(set(shapes.values())) != 1 or next(iter(tensors.values())).dim() != 2:
+        raise ValueError(f"expected [N, T] tensors of one shape, got {shapes}")
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
+                lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over the masked positions of each row.
+
+    rewards, values, mask [N, T]. A_t = delta_t + gamma*lam*A_{t'}, delta_t = r_t + gamma*V_{t'} - V_t,
+    where t' is the next masked-in position (past the last one: V = 0, A = 0). Positions where
+    ``mask`` is 0 contribute nothing - their rewards and values are ignored - and get A = returns = 0.
+    Returns (advantages, returns = advantages + values), both [N, T].
+    """
+    _check_same_shape(rewards=rewards, values=values, mask=mask)
+    for name, value in (("gamma", gamma), ("lam", lam)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    ### BEGIN SOLUTION
+    valid = mask.bool()
+    advantages = torch.zeros_like(rewards)
+    next_value = torch.zeros_like(rewards[:, 0])
+    next_advantage = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.shape[1])):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        advantage = delta + gamma * lam * next_advantage
+        # a masked-out position passes the running value and advantage through untouched
+        next_value = torch.where(valid[:, t], values[:, t], next_value)
+        next_advantage = torch.where(valid[:, t], advantage, next_advantage)
+        advantages[:, t] = torch.where(valid[:, t], advantage, 0.0)
+    returns = (advantages + values) * valid
+    return advantages, returns
+    ### END SOLUTION
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over the positions where ``mask`` is 1 (a scalar)."""
+    if mask.sum() == 0:
+        raise ValueError("mask selects no position: nothing to average")
+    return (x * mask).sum() / mask.sum()
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+    """(x - mean) / sqrt(var + 1e-8) with mean and Bessel-corrected variance over the masked positions,
+    as TRL's ``masked_whiten``; ``shift_mean=False`` adds the mean back (rescale only).
+    Values outside the mask are transformed too - mask them afterwards."""
+    if x.shape != mask.shape:
+        raise ValueError(f"x and mask must have one shape, got {tuple(x.shape)} and {tuple(mask.shape)}")
+    if mask.sum() < 2:
+        raise ValueError(f"masked_whiten needs at least 2 masked positions for a Bessel-corrected variance, "
+                         f"got {int(mask.sum())}")
+    ### BEGIN SOLUTION
+    mean = masked_mean(x, mask)
+    count = mask.sum()
+    variance = masked_mean((x - mean) ** 2, mask) * count / (count - 1)
+    whitened = (x - mean) * torch.rsqrt(variance + 1e-8)
+    return whitened if shift_mean else whitened + mean
+    ### END SOLUTION
+
+
+def kl_estimate(logps: torch.Tensor, ref_logps: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
+    """Per-token estimate of KL(pi || pi_ref) from the sampled token's log-probs (Schulman's k1 / k3).
+
+    k1 = log pi - log pi_ref (unbiased, can be negative); k3 = exp(-k1) - 1 + k1 (unbiased, >= 0).
+    """
+    if estimator not in KL_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {KL_ESTIMATORS}, got {estimator!r}")
+    log_ratio = logps - ref_logps
+    return log_ratio if estimator == "k1" else torch.expm1(-log_ratio) + log_ratio
+
+
+def token_rewards(scores: torch.Tensor, logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor,
+                  kl_coef: float, estimator: str = "k1") -> tuple[torch.Tensor, torch.Tensor]:
+    """(rewards [N, T], kl [N, T]): -kl_coef * KL_t on every completion token, + scores [N] on each
+    row's last completion token (its <|im_end|> when it ended). Zero outside the mask."""
+    _check_same_shape(logps=logps, ref_logps=ref_logps, mask=mask)
+    if scores.shape != (mask.shape[0],):
+        raise ValueError(f"scores must be [N] = [{mask.shape[0]}], got {tuple(scores.shape)}")
+    if isinstance(kl_coef, bool) or not isinstance(kl_coef, (int, float)) or kl_coef < 0:
+        raise ValueError(f"kl_coef must be a number >= 0, got {kl_coef!r}")
+    if not mask.bool().any(-1).all():
+        raise ValueError("every row of mask needs at least one completion token to put its score on")
+    ### BEGIN SOLUTION
+    kl = kl_estimate(logps, ref_logps, estimator) * mask
+    rewards = -kl_coef * kl
+    rows = torch.arange(len(scores), device=mask.device)
+    rewards[rows, last_token_index(mask)] += scores.to(rewards)
+    return rewards, kl
+    ### END SOLUTION
+
+
+def policy_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                clip_range: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate: masked mean of max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)),
+    ratio = exp(logps - old_logps). Returns (loss, clip fraction = share of tokens where the clipped
+    term is the larger)."""
+    _check_same_shape(logps=logps, old_logps=old_logps, advantages=advantages, mask=mask)
+    if isinstance(clip_range, bool) or not isinstance(clip_range, (int, float)) or not 0 < clip_range < 1:
+        raise ValueError(f"clip_range must be a number in (0, 1), got {clip_range!r}")
+    ### BEGIN SOLUTION
+    ratio = torch.exp(logps - old_logps)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
+    loss = masked_mean(torch.max(unclipped, clipped), mask)
+    return loss, masked_mean((clipped > unclipped).float(), mask).detach()
+    ### END SOLUTION
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               clip_range: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clipped value loss: 0.5 * masked mean of max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2).
+    Returns (loss, clip fraction = share of tokens where the clipped term is the larger)."""
+    _check_same_shape(values=values, old_values=old_values, returns=returns, mask=mask)
+    if isinstance(clip_range, bool) or not isinstance(clip_range, (int, float)) or not clip_range > 0:
+        raise ValueError(f"clip_range must be a number > 0, got {clip_range!r}")
+    ### BEGIN SOLUTION
+    clipped_values = torch.clamp(values, old_values - clip_range, old_values + clip_range)
+    unclipped = (values - returns) ** 2
+    clipped = (clipped_values - returns) ** 2
+    loss = 0.5 * masked_mean(torch.max(unclipped, clipped), mask)
+    return loss, masked_mean((clipped > unclipped).float(), mask).detach()
+    ### END SOLUTION
+
+
+def load_value_model(reward_model):
+    """The critic: a trainable copy of the trained reward model (LoRA adapter + scalar head)."""
+    critic = copy.deepcopy(reward_model)
+    for name, parameter in critic.named_parameters():
+        parameter.requires_grad = "lora_" in name or "score" in name
+    return critic
+
+
+def token_values(value_model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[N, T] values: V_t = the critic's head at position t - 1 (the state before token t), 0 at t = 0."""
+    scores = token_scores(value_model, batch["input_ids"], batch["attention_mask"], batch["position_ids"])
+    return torch.nn.functional.pad(scores[:, :-1], (1, 0))
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Defaults: the last TRL PPO trainer's, except ``steps``, ``prompts_per_step``, ``lr``."""
+
+    steps: int = 100
+    prompts_per_step: int = 32  # rollouts per PPO step (one sample per prompt)
+    minibatch_size: int = 8
+    epochs: int = 4  # passes over each rollout
+    lr: float = 3e-6
+    kl_coef: float = 0.05
+    kl_estimator: str = "k1"
+    clip_range: float = 0.2
+    clip_range_value: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    temperature: float = 0.7
+    max_new_tokens: int = 53
+    missing_eos_penalty: float = 1.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+
+def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer, config: PPOConfig,
+              callback=None) -> list[dict]:
+    """PPO on ``prompts`` ({"system", "question"}); ``scorer(questions, responses) -> [N]`` rewards.
+
+    One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, and kl
+    (sequence-summed k1 to the reference at the sampling temperature), then the optimisation's
+    policy_loss, value_loss, clip_fraction, value_clip_fraction, entropy (mean per token) and
+    advantage statistics. ``callback(step, record)`` may add entries.
+    """
+    if config.prompts_per_step % config.minibatch_size:
+        raise ValueError(f"minibatch_size ({config.minibatch_size}) must divide prompts_per_step "
+                         f"({config.prompts_per_step})")
+    parameters = trainable_parameters(policy, value_model)
+    optimizer = make_optimizer(parameters, config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    history = []
+    schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, config.seed)
+    for step, indices in enumerate(bar := tqdm(schedule, desc="PPO", unit="step")):
+        # 1. rollout: sample, score, and everything the update compares against, frozen
+        policy.eval(), value_model.eval()
+        rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, 1, config.max_new_tokens,
+                                 config.temperature, config.missing_eos_penalty, seed=config.seed * 100_003 + step)
+        batch, mask = rollout.batch, rollout.batch["loss_mask"].float()
+        with torch.no_grad():
+            old_logps = policy_logps(policy, batch, config.temperature)[0]
+            ref_logps = reference_token_logps(policy, batch, config.temperature)
+            old_values = token_values(value_model, batch) * mask
+        rewards, kl = token_rewards(rollout.score.to(mask.device), old_logps, ref_logps, mask, config.kl_coef,
+                                    config.kl_estimator)
+        advantages, returns = compute_gae(rewards, old_values, mask, config.gamma, config.lam)
+        advantages = masked_whiten(advantages, mask) * mask
+
+        # 2. several epochs of clipped updates on this rollout
+        policy.train(), value_model.train()
+        logs = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "value_clip_fraction": [], "entropy": []}
+        for _ in range(config.epochs):
+            for part in torch.randperm(len(indices), generator=generator).split(config.minibatch_size):
+                minibatch = {k: v[part] for k, v in batch.items()}
+                logps, entropy = policy_logps(policy, minibatch, config.temperature, entropy=True)
+                values = token_values(value_model, minibatch)
+                pg_loss, clip_fraction = policy_loss(logps, old_logps[part], advantages[part], mask[part],
+                                                     config.clip_range)
+                vf_loss, value_clip_fraction = value_loss(values, old_values[part], returns[part], mask[part],
+                                                          config.clip_range_value)
+                (pg_loss + config.vf_coef * vf_loss).backward()
+                torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                for key, value in (("policy_loss", pg_loss), ("value_loss", vf_loss), ("clip_fraction", clip_fraction),
+                                   ("value_clip_fraction", value_clip_fraction),
+                                   ("entropy", masked_mean(entropy, mask[part]))):
+                    logs[key].append(value.item())
+        policy.eval(), value_model.eval()
+        record = {"step": step + 1, **rollout.stats(), "kl": kl.sum(-1).mean().item(),
+                  **{k: sum(v) / len(v) for k, v in logs.items()}}
+        if callback is not None:
+            record.update(callback(step + 1, record) or {})
+        history.append(record)
+        bar.set_postfix(reward=f"{record['rm_reward']:.2f}", kl=f"{record['kl']:.2f}")
+    return history
