@@ -153,8 +153,9 @@ def train_grpo(policy, tokenizer, prompts: list[dict], scorer, config: GRPOConfi
     """GRPO on ``prompts`` ({"system", "question"}); ``scorer(questions, responses) -> [N]`` rewards.
 
     One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, kl
-    (sequence-summed k1 to the reference at the sampling temperature, measured on the rollout), the
-    zero-spread group share, and the update's loss, clip_fraction and entropy (mean per token).
+    (sequence-summed k1 to the reference at the sampling temperature, measured on the rollout; every
+    ``kl_every`` steps), the zero-spread group share, and the update's loss, clip_fraction and
+    entropy (mean per token).
     """
     if config.iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {config.iterations!r}")

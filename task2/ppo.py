@@ -160,11 +160,9 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
 
 
 def load_value_model(reward_model):
-    """The critic: a trainable copy of the trained reward model (LoRA adapter + scalar head)."""
-    critic = copy.deepcopy(reward_model)
-    for name, parameter in critic.named_parameters():
-        parameter.requires_grad = "lora_" in name or "score" in name
-    return critic
+    """The critic: a copy of the trained reward model, trainable where the reward model was (its LoRA
+    adapter and scalar head); only the copy is in PPO's optimizer, the reward model never changes."""
+    return copy.deepcopy(reward_model)
 
 
 def token_values(value_model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -202,8 +200,8 @@ def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer, confi
 
     One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, and kl
     (sequence-summed k1 to the reference at the sampling temperature), then the optimisation's
-    policy_loss, value_loss, clip_fraction, value_clip_fraction, entropy (mean per token) and
-    advantage statistics. ``callback(step, record)`` may add entries.
+    policy_loss, value_loss, clip_fraction, value_clip_fraction and entropy (mean per token), averaged
+    over the step's minibatch updates. ``callback(step, record)`` may add entries.
     """
     if config.prompts_per_step % config.minibatch_size:
         raise ValueError(f"minibatch_size ({config.minibatch_size}) must divide prompts_per_step "

@@ -17,9 +17,10 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from task2.data import end_of_turn_id, pad_completions, to_device
-from task2.dpo import forward_logits, reference_mode, token_entropy, token_logps
+from task2.dpo import reference_mode, token_entropy, token_logps
 from task2.evaluate import generate, gold_verdict
 
 
@@ -68,10 +69,19 @@ def sample_rollout(policy, tokenizer, prompts: list[dict], scorer, samples: int,
 def policy_logps(policy, batch: dict[str, torch.Tensor], temperature: float,
                  entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """([N, T] per-token log-probs of the completion tokens under the tempered policy, [N, T] entropy
-    or None). With gradient if enabled by the caller."""
-    logits = forward_logits(policy, batch)
-    logps = token_logps(logits, batch["input_ids"], batch["loss_mask"], temperature)
-    return logps, token_entropy(logits, batch["loss_mask"], temperature) if entropy else None
+    or None). With gradient if enabled by the caller.
+
+    Only positions from the batch's earliest completion token on need logits (``logits_to_keep``):
+    the LM head over the prompts - half the tokens, a 49k-way projection each in SmolLM2 - is skipped.
+    """
+    loss_mask = batch["loss_mask"]
+    start = max(int(loss_mask.float().argmax(-1).min()) - 1, 0)  # predicts the earliest completion token
+    logits = policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    position_ids=batch["position_ids"], use_cache=False,
+                    logits_to_keep=loss_mask.shape[1] - start).logits  # [N, T - start, V]
+    kept_ids, kept_mask = batch["input_ids"][:, start:], loss_mask[:, start:]
+    logps = F.pad(token_logps(logits, kept_ids, kept_mask, temperature), (start, 0))
+    return logps, F.pad(token_entropy(logits, kept_mask, temperature), (start, 0)) if entropy else None
 
 
 @torch.no_grad()

@@ -291,3 +291,21 @@ def test_grpo_trains_on_groups_and_logs_zero_spread(tokenizer):
     constant = grpo.train_grpo(dpo.load_policy(MODEL), tokenizer, PROMPTS, lambda q, r: torch.ones(len(r)), config)
     assert constant[0]["zero_spread_groups"] == 1.0 and constant[0]["loss"] == 0.0, \
         "equal rewards in every group: all advantages 0, loss exactly 0"
+
+
+@pytest.mark.points(1)
+def test_policy_logps_skips_prompt_logits_without_changing_a_value(tokenizer):
+    from task2 import dpo
+    from task2.data import pad_completions, prompt_ids
+    from task2.rollout import policy_logps
+
+    policy = dpo.load_policy(MODEL)
+    prompts = [prompt_ids(tokenizer, "", p["question"]) for p in PROMPTS]  # prompts of different lengths
+    completions = [[5, 6, 7, 2], [8, 2], [9, 10, 11, 12, 13, 2], [14, 2]]
+    batch = pad_completions(prompts, completions, tokenizer.pad_token_id)
+    with torch.no_grad():
+        logps, entropy = policy_logps(policy, batch, temperature=0.7, entropy=True)
+        logits = dpo.forward_logits(policy, batch)
+    torch.testing.assert_close(logps, dpo.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.7))
+    torch.testing.assert_close(entropy, dpo.token_entropy(logits, batch["loss_mask"], 0.7))
+    assert (logps != 0).sum() == sum(map(len, completions)), "one log-prob per completion token, <|im_end|> included"
