@@ -119,10 +119,16 @@ class Task3Profile(TaskProfile):
     models: tuple[str, ...] = ("resnet50", "mobilenet_v3_large")
     image_size: int = 0  # images are resized to this before the models
     finetune_epochs: int = 0
+    finetune_images: int = 0  # training images used to fine-tune (0: all)
+    finetune_lr: float = 0.0
     batch_size: int = 0
+    n_train_images: int = 0  # images whose features train the SAEs (0: all)
+    n_test_images: int = 0  # images whose features evaluate them (0: all)
     nb_concepts: int = 0  # USAE dictionary size
     top_k: int = 0  # active concepts per input
     sae_epochs: int = 0
+    sae_batch_size: int = 0
+    sae_lr: float = 0.0
 
 
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -163,13 +169,14 @@ _TABLE: dict[str, dict[str, TaskProfile]] = {
     "task3": {
         "full": Task3Profile(
             name="full", dataset=CIFAR100, weights=IMAGENET_WEIGHTS,
-            image_size=224, finetune_epochs=3, batch_size=128,
-            nb_concepts=8192, top_k=32, sae_epochs=30,
+            image_size=224, finetune_epochs=3, finetune_lr=1e-4, batch_size=128,
+            nb_concepts=8192, top_k=32, sae_epochs=30, sae_batch_size=1024, sae_lr=3e-4,
         ),
         "tiny": Task3Profile(
             name="tiny", dataset="standin:cifar100", weights=(),
-            image_size=32, finetune_epochs=1, batch_size=64,
-            nb_concepts=1024, top_k=16, sae_epochs=20,
+            image_size=32, finetune_epochs=1, finetune_images=2500, finetune_lr=1e-3, batch_size=64,
+            n_train_images=5000, n_test_images=1000,
+            nb_concepts=1024, top_k=16, sae_epochs=10, sae_batch_size=256, sae_lr=1e-3,
         ),
     },
 }

@@ -1,0 +1,183 @@
+"""Task 3's vision models: ResNet50 and MobileNetV3-Large with 100-class heads, fine-tuning, and
+pooled features read with forward hooks.
+
+* full: ImageNet weights (``pa5.hub``, hash-checked, ``weights_only=True``), the head replaced;
+  tiny: random init (no weights can be downloaded offline), trained briefly on the stand-in.
+* MobileNetV3 uses BatchNorm momentum 0.01: after a short fine-tune its running statistics are far
+  from the data's and eval-mode features collapse to constants. ``recalibrate_batchnorm`` resets
+  them to a cumulative average over training images (no weight changes) before evaluation.
+* Features: ResNet50 ``avgpool`` (2048-d, flattened) and MobileNetV3-Large ``classifier[1]`` (the
+  Hardswish after the 960 -> 1280 projection; 1280-d). ``classifier[2]`` is an in-place Dropout, so
+  the hooked output is cloned.
+* Standardisation as the paper: one scalar mean and std per model from the train split, reused on test.
+
+Shapes: N images, D features.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+FEATURE_LAYERS = {"resnet50": ("avgpool", 2048), "mobilenet_v3_large": ("classifier.1", 1280)}
+WEIGHTS = {"resnet50": "ResNet50_Weights.IMAGENET1K_V2",
+           "mobilenet_v3_large": "MobileNet_V3_Large_Weights.IMAGENET1K_V2"}
+
+
+def build_model(name: str, pretrained: bool, num_classes: int = 100) -> torch.nn.Module:
+    """``name`` with a ``num_classes`` head; ImageNet weights (hub, checked) when ``pretrained``."""
+    import torchvision
+
+    if name not in FEATURE_LAYERS:
+        raise ValueError(f"model name {name!r} is unknown; allowed: {', '.join(FEATURE_LAYERS)}")
+    model = getattr(torchvision.models, name)(weights=None)
+    if pretrained:
+        from pa5 import hub
+        model.load_state_dict(hub.imagenet_state_dict(WEIGHTS[name]))
+    if name == "resnet50":
+        model.fc = torch.nn.Linear(model.fc.in_features, num_classes)
+    else:
+        model.classifier[3] = torch.nn.Linear(model.classifier[3].in_features, num_classes)
+    return model
+
+
+@torch.no_grad()
+def accuracy(model, loader, device) -> float:
+    model.eval()
+    correct = total = 0
+    for images, labels in loader:
+        logits = model(images.to(device))
+        correct += (logits.argmax(-1).cpu() == labels).sum().item()
+        total += len(labels)
+    return correct / total
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model, loader, device, max_images: int = 2000) -> None:
+    """Replace every BatchNorm's running statistics by their cumulative average over up to
+    ``max_images`` training images (momentum None), weights untouched."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [(m, m.momentum) for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    seen = 0
+    for images, _ in loader:
+        model(images.to(device))
+        seen += len(images)
+        if seen >= max_images:
+            break
+    for m, momentum in saved:
+        m.momentum = momentum
+    model.eval()
+
+
+def finetune(model, train_loader, test_loader, epochs: int, lr: float, device) -> list[dict]:
+    """Adam, cross-entropy; AMP (bf16) and channels_last on CUDA; BatchNorm recalibrated and test
+    accuracy measured after every epoch."""
+    model.to(device)
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        losses = []
+        for images, labels in (bar := tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch")):
+            images, labels = images.to(device), labels.to(device)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
+                loss = torch.nn.functional.cross_entropy(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        recalibrate_batchnorm(model, train_loader, device)
+        history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
+                        "test_accuracy": accuracy(model, test_loader, device)})
+    return history
+
+
+def save_checkpoint(model, path: Path) -> None:
+    from safetensors.torch import save_file
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
+def load_checkpoint(model, path: Path):
+    from safetensors.torch import load_file
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+@torch.no_grad()
+def extract_features(model, name: str, loader, device) -> torch.Tensor:
+    """[N, D] pooled features of every image in ``loader`` (eval mode, in order), via a forward hook."""
+    layer_name, dim = FEATURE_LAYERS[name]
+    captured = []
+    hook = model.get_submodule(layer_name).register_forward_hook(
+        lambda module, inputs, output: captured.append(output.detach().flatten(1).float().cpu().clone()))
+    model.eval()
+    try:
+        for images, _ in tqdm(loader, desc=f"features {name}", unit="batch"):
+            model(images.to(device))
+    finally:
+        hook.remove()
+    features = torch.cat(captured)
+    if features.shape[1] != dim:
+        raise RuntimeError(f"{name}.{layer_name} gave {features.shape[1]} features, expected {dim}")
+    return features
+
+
+class Standardizer:
+    """x -> (x - mean) / std with ONE scalar mean and std per model, fitted on the train split."""
+
+    def __init__(self, train_features: torch.Tensor):
+        self.mean = train_features.mean().item()
+        self.std = train_features.std().item()
+        if not self.std > 0:
+            raise ValueError("train_features are constant: nothing to standardise (collapsed features?)")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def prepare_features(config, name: str, folder: Path, device, seed: int = 0) -> dict:
+    """Fine-tune ``name`` (or load its checkpoint from ``folder``) and extract its features of the
+    profile's train / test images (or load them from ``folder``), standardised as the paper.
+
+    Returns {"train": [N, D], "test": [N', D] standardised features, "accuracy": test accuracy,
+    "history": fine-tuning log (empty when loaded), "raw_std": the scalar std used}.
+    """
+    from task3 import data
+
+    folder = Path(folder)
+    checkpoint, cache = folder / f"{name}.safetensors", folder / f"{name}_features.safetensors"
+    train_set, test_set = data.load_split(config, True), data.load_split(config, False)
+    test_loader = data.loader(data.first(test_set, config.n_test_images), 256, shuffle=False)
+    torch.manual_seed(seed)
+    model = build_model(name, pretrained=bool(config.weights)).to(device)
+    history = []
+    if checkpoint.exists():
+        load_checkpoint(model, checkpoint)
+    else:
+        tune_loader = data.loader(data.first(train_set, config.finetune_images), config.batch_size, True, seed)
+        history = finetune(model, tune_loader, test_loader, config.finetune_epochs, config.finetune_lr, device)
+        save_checkpoint(model, checkpoint)
+    if cache.exists():
+        from safetensors.torch import load_file
+        stored = load_file(str(cache))
+        train, test, test_accuracy = stored["train"], stored["test"], stored["accuracy"].item()
+    else:
+        train = extract_features(model, name, data.loader(data.first(train_set, config.n_train_images), 256, False),
+                                 device)
+        test = extract_features(model, name, test_loader, device)
+        test_accuracy = accuracy(model, test_loader, device)
+        from safetensors.torch import save_file
+        save_file({"train": train, "test": test, "accuracy": torch.tensor(test_accuracy)}, str(cache))
+    standardize = Standardizer(train)
+    return {"train": standardize(train), "test": standardize(test), "accuracy": test_accuracy,
+            "history": history, "model": model}

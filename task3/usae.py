@@ -1,0 +1,183 @@
+"""Task 3's Universal Sparse Autoencoder (Thasarathan et al., ICML 2025) on overcomplete's TopKSAE.
+
+One TopKSAE per model - its own encoder (Linear -> BatchNorm -> ReLU -> TopK, overcomplete's
+``mlp_bn_1``, the official code's) and its own l2-normalised dictionary - and all of them share one
+concept index space: concept k of model i's code is decoded by atom k of every model's dictionary.
+
+Training (the paper's Algorithm 1, the official code's schedule): each batch picks one model i
+uniformly at random, encodes that model's activations Z = E_i(A_i), and every model j reconstructs
+its own activations of the same images from Z; the loss sums the reconstruction errors over j,
+unweighted, and only model i's optimizer steps (its encoder and dictionary), with its gradient
+clipped at 1. The course's variant (``schedule="course"``): every batch, every model encodes; each
+reconstructs itself (weight 1) and the others (``cross_weight``, 1.5); all parameters step.
+
+Shapes: N images, D_i features of model i, C concepts.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+from tqdm.auto import tqdm
+
+from task3.universality import dead_fraction, r2_global_mean, r2_variance_weighted
+
+SCHEDULES = ("paper", "course")
+
+
+def make_sae(input_dim: int, nb_concepts: int, top_k: int, device="cpu"):
+    """overcomplete's TopKSAE with the official code's encoder (Linear -> BatchNorm -> ReLU)."""
+    from overcomplete.sae import TopKSAE
+
+    return TopKSAE(input_dim, nb_concepts, top_k=top_k, encoder_module="mlp_bn_1", device=str(device))
+
+
+class UniversalSAE(torch.nn.Module):
+    """One TopKSAE per model over one shared concept space; ``input_dims`` = {model name: D_i}."""
+
+    def __init__(self, input_dims: dict[str, int], nb_concepts: int, top_k: int, device="cpu"):
+        super().__init__()
+        if len(input_dims) < 2:
+            raise ValueError(f"input_dims must name at least 2 models, got {list(input_dims)}")
+        if not isinstance(top_k, int) or not 1 <= top_k <= nb_concepts:
+            raise ValueError(f"top_k must be an int in [1, nb_concepts={nb_concepts}], got {top_k!r}")
+        self.nb_concepts, self.top_k = nb_concepts, top_k
+        self.saes = torch.nn.ModuleDict({name: make_sae(dim, nb_concepts, top_k, device)
+                                         for name, dim in input_dims.items()})
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.saes)
+
+    def sae(self, name: str):
+        if name not in self.saes:
+            raise ValueError(f"model name {name!r} is unknown; allowed: {', '.join(self.saes)}")
+        return self.saes[name]
+
+    def encode(self, name: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre_codes [N, C] before ReLU/TopK, codes [N, C] with at most top_k non-zeros per row)."""
+        return self.sae(name).encode(x)
+
+    def decode(self, name: str, z: torch.Tensor) -> torch.Tensor:
+        """[N, D_name] model ``name``'s activations reconstructed from shared codes z [N, C]."""
+        return self.sae(name).decode(z)
+
+    def dictionary(self, name: str) -> torch.Tensor:
+        """[C, D_name] model ``name``'s atoms (l2-normalised rows)."""
+        return self.sae(name).get_dictionary()
+
+
+def usae_loss(usae: UniversalSAE, batch: dict[str, torch.Tensor], source: str,
+              cross_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Encode ``batch[source]``; every model decodes its own activations from those codes.
+
+    loss = sum_j w_j * mean((A_j - D_j(E_source(A_source)))^2), w_source = 1, others ``cross_weight``
+    (1 in the paper). batch: {model name: [B, D_j]} of the same B images. Returns (loss, {j: mse_j}).
+    """
+    if set(batch) != set(usae.names):
+        raise ValueError(f"batch must hold every model's activations {usae.names}, got {list(batch)}")
+    if len({len(x) for x in batch.values()}) != 1:
+        raise ValueError(f"batch tensors must hold the same images (same N), got "
+                         f"{ {k: len(v) for k, v in batch.items()} }")
+    ### BEGIN SOLUTION
+    _, codes = usae.encode(source, batch[source])
+    errors = {target: ((batch[target] - usae.decode(target, codes)) ** 2).mean() for target in usae.names}
+    loss = sum(error * (1.0 if target == source else cross_weight) for target, error in errors.items())
+    return loss, {target: error.item() for target, error in errors.items()}
+    ### END SOLUTION
+
+
+@torch.no_grad()
+def all_codes(usae_or_sae, features: torch.Tensor, name: str | None = None, batch_size: int = 4096) -> torch.Tensor:
+    """[N, C] codes of ``features`` [N, D] in eval mode (a UniversalSAE needs the model ``name``)."""
+    module = usae_or_sae.sae(name) if name is not None else usae_or_sae
+    module.eval()
+    return torch.cat([module.encode(part)[1] for part in features.split(batch_size)])
+
+
+@torch.no_grad()
+def cross_r2(usae: UniversalSAE, features: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """{"src->tgt": {"global_mean", "variance_weighted"}}: R^2 of model tgt's activations decoded from
+    model src's codes of the same images (src == tgt: ordinary reconstruction)."""
+    out = {}
+    for source in usae.names:
+        codes = all_codes(usae, features[source], source)
+        for target in usae.names:
+            x_hat = usae.sae(target).decode(codes)
+            out[f"{source}->{target}"] = {"global_mean": r2_global_mean(features[target], x_hat),
+                                          "variance_weighted": r2_variance_weighted(features[target], x_hat)}
+    return out
+
+
+def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], epochs: int, batch_size: int,
+               lr: float = 3e-4, schedule: str = "paper", cross_weight: float = 1.5, weight_decay: float = 1e-5,
+               seed: int = 0, monitor_rows: int = 2000) -> list[dict]:
+    """Train ``usae`` on ``features`` ({model name: [N, D_i]}, row n = image n in every model).
+
+    One AdamW per model (lr, weight_decay 1e-5 as the official code), constant lr. Logs per epoch:
+    mean loss, R^2 (both definitions) for every (source, target) on the first ``monitor_rows``
+    rows, the dead-concept fraction on them, and L0 (mean non-zero codes per input).
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if set(features) != set(usae.names):
+        raise ValueError(f"features must hold every model's activations {usae.names}, got {list(features)}")
+    n = {len(x) for x in features.values()}
+    if len(n) != 1:
+        raise ValueError(f"features must hold the same images for every model, got N = { {k: len(v) for k, v in features.items()} }")
+    n = n.pop()
+    optimizers = {name: torch.optim.AdamW(usae.sae(name).parameters(), lr=lr, weight_decay=weight_decay)
+                  for name in usae.names}
+    picker, generator = random.Random(seed), torch.Generator().manual_seed(seed)
+    monitor = {k: v[:monitor_rows] for k, v in features.items()}
+    history = []
+    for epoch in (bar := tqdm(range(epochs), desc=f"USAE ({schedule})", unit="epoch")):
+        usae.train()
+        losses = []
+        for indices in torch.randperm(n, generator=generator).split(batch_size):
+            if len(indices) < 2:  # BatchNorm needs two rows
+                continue
+            batch = {k: v[indices] for k, v in features.items()}
+            for optimizer in optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            if schedule == "paper":
+                source = picker.choice(usae.names)
+                loss, _ = usae_loss(usae, batch, source, cross_weight=1.0)
+                stepping = [source]
+            else:
+                loss = sum(usae_loss(usae, batch, source, cross_weight)[0] for source in usae.names)
+                stepping = usae.names
+            loss.backward()
+            for name in stepping:  # the paper: only the chosen model's encoder and dictionary move
+                torch.nn.utils.clip_grad_norm_(usae.sae(name).parameters(), 1.0)
+                optimizers[name].step()
+            losses.append(loss.item())
+        r2 = cross_r2(usae, monitor)
+        codes = [all_codes(usae, monitor[name], name) for name in usae.names]
+        record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "r2": r2,
+                  "dead_fraction": dead_fraction(codes),
+                  "l0": sum((z > 0).sum(-1).float().mean().item() for z in codes) / len(codes)}
+        history.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+    usae.eval()
+    return history
+
+
+def train_independent(features: dict[str, torch.Tensor], nb_concepts: int, top_k: int, epochs: int, batch_size: int,
+                      lr: float = 3e-4, weight_decay: float = 1e-5, seed: int = 0) -> dict:
+    """The baseline: one TopKSAE per model, same sizes, epochs and optimiser, trained alone with
+    overcomplete's ``train_sae`` (MSE). Returns {model name: trained TopKSAE} in eval mode."""
+    from overcomplete.sae import train_sae
+    from torch.utils.data import DataLoader, TensorDataset
+
+    saes = {}
+    for name, x in features.items():
+        torch.manual_seed(seed)
+        sae = make_sae(x.shape[1], nb_concepts, top_k)
+        loader = DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=True, drop_last=True,
+                            generator=torch.Generator().manual_seed(seed))
+        optimizer = torch.optim.AdamW(sae.parameters(), lr=lr, weight_decay=weight_decay)
+        train_sae(sae, loader, lambda x, x_hat, *_: ((x - x_hat) ** 2).mean(), optimizer, nb_epochs=epochs,
+                  monitoring=0)
+        saes[name] = sae.eval()
+    return saes

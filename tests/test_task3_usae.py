@@ -1,0 +1,111 @@
+"""Task 3: the universality metrics, the USAE's loss and training schedule, the feature hooks."""
+import math
+
+import pytest
+import torch
+
+from task3 import models, usae as U, universality as UV
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("counts, expected", [
+    ([[50], [50]], 1.0), ([[100], [0]], 0.0), ([[75], [25]], 0.811278), ([[90], [10]], 0.468996),
+    ([[50], [50], [0]], 0.630930)])
+def test_firing_entropy_exact_values(counts, expected):
+    value = UV.firing_entropy(torch.tensor(counts)).item()
+    assert value == pytest.approx(expected, abs=1e-6), "entropy of p_i = |F_i| / sum_j |F_j|, divided by log M"
+
+
+@pytest.mark.points(1)
+def test_firing_entropy_of_a_never_firing_concept_is_nan_and_counts_use_the_threshold():
+    assert math.isnan(UV.firing_entropy(torch.tensor([[0, 3], [0, 3]]))[0].item())
+    codes = [torch.tensor([[0.1, 0.5], [0.2, 0.0]]), torch.tensor([[0.0, 0.11], [0.3, 0.05]])]
+    assert UV.firing_counts(codes).tolist() == [[1, 1], [1, 1]], "fires means z > 0.1 (strictly)"
+
+
+@pytest.mark.points(2)
+def test_cofire_proportion_matches_a_brute_force_loop():
+    torch.manual_seed(0)
+    codes = [torch.relu(torch.randn(40, 6)) for _ in range(3)]
+    result = UV.cofire_proportion(codes, threshold=0.3)
+    for i in range(3):
+        for k in range(6):
+            fires_i = [n for n in range(40) if codes[i][n, k] > 0.3]
+            in_all = [n for n in fires_i if all(codes[j][n, k] > 0.3 for j in range(3))]
+            expected = len(in_all) / len(fires_i) if fires_i else math.nan
+            got = result[i, k].item()
+            assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected), (i, k)
+
+
+@pytest.mark.points(2)
+def test_both_r2_definitions_equal_their_references():
+    from overcomplete.metrics import r2_score
+    from sklearn.metrics import r2_score as sklearn_r2
+
+    torch.manual_seed(1)
+    x = torch.randn(50, 8) * torch.linspace(0.5, 3, 8) + torch.linspace(-4, 4, 8)
+    x_hat = x + 0.5 * torch.randn(50, 8)
+    assert UV.r2_global_mean(x, x_hat) == pytest.approx(r2_score(x, x_hat).item(), abs=1e-6)
+    assert UV.r2_variance_weighted(x, x_hat) == pytest.approx(
+        sklearn_r2(x.numpy(), x_hat.numpy(), multioutput="variance_weighted"), abs=1e-6)
+    mean_predictor = x.mean(0, keepdim=True).expand_as(x)
+    assert UV.r2_variance_weighted(x, mean_predictor) == pytest.approx(0.0, abs=1e-6)
+    assert UV.r2_global_mean(x, mean_predictor) > 0.5, "the global-mean R^2 credits per-feature offsets"
+
+
+@pytest.mark.points(1)
+def test_energy_dead_fraction_and_matching():
+    codes, dictionary = torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([[0.6, 0.8], [1.0, 0.0]])
+    torch.testing.assert_close(UV.concept_energy(codes, dictionary), torch.tensor([4.0, 0.0]))
+    assert UV.dead_fraction([codes, torch.zeros(2, 2)]) == 0.5
+    permuted = dictionary[[1, 0]]
+    assert UV.hungarian_match(dictionary, permuted)["matched"] == 1.0, "a permuted dictionary matches fully"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("call, argument", [
+    (lambda: UV.firing_counts([torch.zeros(3, 4), torch.zeros(2, 4)]), "same N"),
+    (lambda: UV.firing_counts([torch.zeros(3, 4), torch.zeros(3, 4)], threshold=-0.1), "threshold"),
+    (lambda: UV.cofire_proportion([torch.zeros(3, 4)]), "at least 2"),
+    (lambda: U.UniversalSAE({"a": 4, "b": 3}, 8, 2).encode("c", torch.zeros(2, 4)), "unknown"),
+    (lambda: models.build_model("vgg16", False), "unknown"),
+])
+def test_bad_input_raises_value_error(call, argument):
+    with pytest.raises(ValueError, match=argument):
+        call()
+
+
+@pytest.mark.points(2)
+def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model():
+    torch.manual_seed(0)
+    usae = U.UniversalSAE({"a": 6, "b": 4}, nb_concepts=12, top_k=3)
+    batch = {"a": torch.randn(16, 6), "b": torch.randn(16, 4)}
+    usae.train()
+    loss, errors = U.usae_loss(usae, batch, "a")
+    _, codes = usae.encode("a", batch["a"])
+    expected = sum(((batch[t] - usae.decode(t, codes)) ** 2).mean() for t in ("a", "b"))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6), "sum over every model of its own MSE from the shared codes"
+    assert (codes > 0).sum(-1).max() <= 3, "TopK keeps at most k concepts"
+    for name in usae.names:  # overcomplete renormalises atoms in place on first use in train mode: do it now
+        usae.dictionary(name)
+    before = {n: p.detach().clone() for n, p in usae.named_parameters()}
+    U.train_usae(usae, batch, epochs=1, batch_size=16, lr=1e-2, schedule="paper", seed=3, monitor_rows=16)
+    # (renormalising a unit atom again changes it by float rounding only: compare with a tolerance)
+    moved = {n.split(".")[1] for n, p in usae.named_parameters() if (before[n] - p).abs().max() > 1e-6}
+    assert len(moved) == 1, f"the paper's schedule steps only the chosen model's SAE, moved: {moved}"
+    U.train_usae(usae, batch, epochs=1, batch_size=16, lr=1e-2, schedule="course", monitor_rows=16)
+    after = {n: p.detach().clone() for n, p in usae.named_parameters()}
+    assert all(not torch.equal(before[n], after[n]) for n in before if "weight" in n and "dictionary" in n), \
+        "the course's schedule steps every model"
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_large"])
+def test_feature_hooks_give_2048_and_1280_dims_at_the_profile_size(name):
+    from pa5 import task_profile
+
+    size = task_profile("task3", "tiny").image_size
+    model = models.build_model(name, pretrained=False)
+    images = torch.randn(4, 3, size, size)
+    features = models.extract_features(model, name, [(images, torch.zeros(4))], "cpu")
+    assert features.shape == (4, models.FEATURE_LAYERS[name][1])
