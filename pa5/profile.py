@@ -124,6 +124,8 @@ class Task3Profile(TaskProfile):
     batch_size: int = 0
     n_train_images: int = 0  # images whose features train the SAEs (0: all)
     n_test_images: int = 0  # images whose features evaluate them (0: all)
+    # "paper": one scalar mean/std per model; "l2_center": unit-norm images, centred features, scalar std
+    feature_normalisation: str = "l2_center"
     nb_concepts: int = 0  # USAE dictionary size
     top_k: int = 0  # active concepts per input
     sae_epochs: int = 0

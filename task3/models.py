@@ -9,7 +9,8 @@ pooled features read with forward hooks.
 * Features: ResNet50 ``avgpool`` (2048-d, flattened) and MobileNetV3-Large ``classifier[1]`` (the
   Hardswish after the 960 -> 1280 projection; 1280-d). ``classifier[2]`` is an in-place Dropout, so
   the hooked output is cloned.
-* Standardisation as the paper: one scalar mean and std per model from the train split, reused on test.
+* Normalisation per model, fitted on the train split and reused on test: the paper's scalar
+  standardisation, or (the profiles' choice, a documented deviation) unit norm + centring first.
 
 Shapes: N images, D features.
 """
@@ -132,25 +133,42 @@ def extract_features(model, name: str, loader, device) -> torch.Tensor:
     return features
 
 
-class Standardizer:
-    """x -> (x - mean) / std with ONE scalar mean and std per model, fitted on the train split."""
+NORMALISATIONS = ("paper", "l2_center")
 
-    def __init__(self, train_features: torch.Tensor):
-        self.mean = train_features.mean().item()
-        self.std = train_features.std().item()
+
+class Standardizer:
+    """Per-model feature normalisation, fitted on the train split and reused unchanged on test.
+
+    "paper": x -> (x - m) / s with ONE scalar mean m and std s (Thasarathan et al.).
+    "l2_center" (a deviation, as the original course): each image's feature vector scaled to unit
+    norm, then each feature centred by its train mean, then divided by one scalar std. Pooled CNN
+    features are dominated by one direction - the per-image feature norm and per-feature offsets
+    (a scalar standardisation keeps both) - which SAEs then spend their concepts on.
+    """
+
+    def __init__(self, train_features: torch.Tensor, mode: str = "paper"):
+        if mode not in NORMALISATIONS:
+            raise ValueError(f"mode must be one of {NORMALISATIONS}, got {mode!r}")
+        self.mode = mode
+        x = self._unit(train_features)
+        self.mean = x.mean(dim=0) if mode == "l2_center" else x.mean()
+        self.std = (x - self.mean).std().item()
         if not self.std > 0:
             raise ValueError("train_features are constant: nothing to standardise (collapsed features?)")
 
+    def _unit(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(x, dim=1) if self.mode == "l2_center" else x
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        return (self._unit(x) - self.mean) / self.std
 
 
 def prepare_features(config, name: str, folder: Path, device, seed: int = 0) -> dict:
     """Fine-tune ``name`` (or load its checkpoint from ``folder``) and extract its features of the
     profile's train / test images (or load them from ``folder``), standardised as the paper.
 
-    Returns {"train": [N, D], "test": [N', D] standardised features, "accuracy": test accuracy,
-    "history": fine-tuning log (empty when loaded), "raw_std": the scalar std used}.
+    Returns {"train": [N, D], "test": [N', D] normalised features, "raw_train", "raw_test" (as
+    extracted), "accuracy": test accuracy, "history": fine-tuning log (empty when loaded), "model"}.
     """
     from task3 import data
 
@@ -178,6 +196,6 @@ def prepare_features(config, name: str, folder: Path, device, seed: int = 0) -> 
         test_accuracy = accuracy(model, test_loader, device)
         from safetensors.torch import save_file
         save_file({"train": train, "test": test, "accuracy": torch.tensor(test_accuracy)}, str(cache))
-    standardize = Standardizer(train)
+    standardize = Standardizer(train, config.feature_normalisation)
     return {"train": standardize(train), "test": standardize(test), "accuracy": test_accuracy,
-            "history": history, "model": model}
+            "history": history, "model": model, "raw_train": train, "raw_test": test}

@@ -17,6 +17,12 @@ REQUIRED_METRICS = {
                                                ("dpo", ("test_reward_accuracy", "test_margin"))) for key in keys]
              + [f"models/{m}/{k}" for m in ("base", "dpo", "ppo", "grpo") for k in ("rm_reward", "gold_success", "length", "kl")]
              + [f"overoptimisation/{m}/{k}" for m in ("ppo", "grpo") for k in ("step", "rm_reward", "gold_success", "kl")],
+    "task3": [f"accuracy/{m}" for m in ("resnet50", "mobilenet_v3_large")]
+             + [f"r2/{kind}/{pair}/{r2}" for kind in ("usae", "independent")
+                for pair in ("resnet50->resnet50", "resnet50->mobilenet_v3_large", "mobilenet_v3_large->resnet50",
+                             "mobilenet_v3_large->mobilenet_v3_large") for r2 in ("global_mean", "variance_weighted")]
+             + [f"firing_entropy/{kind}/{k}" for kind in ("usae", "independent") for k in ("mean", "frac_universal")]
+             + ["dead_fraction/usae", "dead_fraction/independent"],
 }
 
 

@@ -109,3 +109,19 @@ def test_feature_hooks_give_2048_and_1280_dims_at_the_profile_size(name):
     images = torch.randn(4, 3, size, size)
     features = models.extract_features(model, name, [(images, torch.zeros(4))], "cpu")
     assert features.shape == (4, models.FEATURE_LAYERS[name][1])
+
+
+@pytest.mark.points(1)
+def test_standardizer_is_fitted_on_train_and_reused_on_test():
+    torch.manual_seed(0)
+    train, test = torch.randn(100, 5) * 3 + 7, torch.randn(20, 5) + 1
+    paper = models.Standardizer(train, "paper")
+    assert paper(train).mean().item() == pytest.approx(0.0, abs=1e-5) and paper(train).std().item() == pytest.approx(1.0, abs=1e-5)
+    torch.testing.assert_close(paper(test), (test - train.mean()) / train.std(), msg=lambda m: (
+        "the paper's standardisation: ONE scalar mean and std from the train split, applied unchanged to test\n" + m))
+    l2 = models.Standardizer(train, "l2_center")
+    unit = torch.nn.functional.normalize(train, dim=1)
+    torch.testing.assert_close(l2(train).mean(0), torch.zeros(5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(l2(test), (torch.nn.functional.normalize(test, dim=1) - unit.mean(0)) / (unit - unit.mean(0)).std())
+    with pytest.raises(ValueError, match="mode"):
+        models.Standardizer(train, "zscore")
