@@ -131,6 +131,7 @@ class Task3Profile(TaskProfile):
     sae_epochs: int = 0
     sae_batch_size: int = 0
     sae_lr: float = 0.0
+    maximisation_steps: int = 0  # activation maximisation, per model and concept
 
 
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -172,13 +173,13 @@ _TABLE: dict[str, dict[str, TaskProfile]] = {
         "full": Task3Profile(
             name="full", dataset=CIFAR100, weights=IMAGENET_WEIGHTS,
             image_size=224, finetune_epochs=3, finetune_lr=1e-4, batch_size=128,
-            nb_concepts=8192, top_k=32, sae_epochs=30, sae_batch_size=1024, sae_lr=3e-4,
+            nb_concepts=8192, top_k=32, sae_epochs=30, sae_batch_size=1024, sae_lr=3e-4, maximisation_steps=256,
         ),
         "tiny": Task3Profile(
             name="tiny", dataset="standin:cifar100", weights=(),
             image_size=32, finetune_epochs=1, finetune_images=2500, finetune_lr=1e-3, batch_size=64,
             n_train_images=5000, n_test_images=1000,
-            nb_concepts=1024, top_k=16, sae_epochs=10, sae_batch_size=256, sae_lr=1e-3,
+            nb_concepts=1024, top_k=16, sae_epochs=10, sae_batch_size=256, sae_lr=1e-3, maximisation_steps=48,
         ),
     },
 }

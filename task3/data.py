@@ -44,3 +44,15 @@ def first(dataset, n: int):
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be an int >= 0 (0: all), got {n!r}")
     return dataset if n == 0 or n >= len(dataset) else Subset(dataset, range(n))
+
+
+def coarse_labels(dataset) -> torch.Tensor:
+    """[N] CIFAR-100's coarse labels (20 superclasses; the stand-in's: its shape) of a torchvision
+    CIFAR100 split - torchvision reads only the fine ones, so they come from the same pickle."""
+    import os
+    import pickle
+
+    files = dataset.train_list if dataset.train else dataset.test_list
+    with open(os.path.join(dataset.root, dataset.base_folder, files[0][0]), "rb") as handle:
+        entry = pickle.load(handle, encoding="latin1")
+    return torch.as_tensor(entry["coarse_labels"])

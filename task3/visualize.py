@@ -1,0 +1,118 @@
+"""Task 3's concept visualisation: top-activating images, coordinated activation maximisation, purity.
+
+Activation maximisation (after MACO, Fel et al. 2023, and Horama's Fourier feature visualisation):
+an image is parameterised by its 2-D Fourier coefficients, scaled by a 1/f^decay spectrum so that
+gradient steps favour natural-image-like low frequencies; a sigmoid keeps pixels in (0, 1). Each
+step scores a few randomly jittered, slightly noisy copies and ascends the concept's **pre-TopK**
+code (after TopK a concept that is not selected has code 0 and no gradient). The objective goes
+image -> ImageNet normalisation -> model -> hooked features -> the model's normaliser -> USAE
+encoder, everything in eval mode. *Coordinated*: the same concept index, maximised in every model.
+
+Shapes: images [3, H, W] in [0, 1]; codes [N, C].
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from task3.data import IMAGENET_MEAN, IMAGENET_STD
+from task3.models import FEATURE_LAYERS
+
+
+class FourierImage(torch.nn.Module):
+    """A [1, 3, size, size] image in (0, 1) from learnable Fourier coefficients scaled by 1/f^decay."""
+
+    def __init__(self, size: int, decay: float = 1.5, seed: int = 0):
+        super().__init__()
+        if not isinstance(size, int) or size < 8:
+            raise ValueError(f"size must be an int >= 8, got {size!r}")
+        generator = torch.Generator().manual_seed(seed)
+        fy = torch.fft.fftfreq(size)[:, None]
+        fx = torch.fft.rfftfreq(size)[None, :]
+        frequency = torch.sqrt(fx ** 2 + fy ** 2).clamp(min=1.0 / size)
+        self.register_buffer("scale", frequency ** -decay / size)
+        self.size = size
+        self.coefficients = torch.nn.Parameter(0.01 * torch.randn(2, 3, size, size // 2 + 1, generator=generator))
+
+    def forward(self) -> torch.Tensor:
+        spectrum = torch.complex(self.coefficients[0], self.coefficients[1]) * self.scale
+        pixels = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
+        return torch.sigmoid(pixels * 4.0)[None]  # [1, 3, H, W] in (0, 1)
+
+
+def concept_objective(model: torch.nn.Module, name: str, normaliser, usae, concept: int) -> Callable:
+    """images [B, 3, H, W] in [0, 1] -> [B] pre-TopK code of ``concept`` in model ``name``'s encoder."""
+    layer = model.get_submodule(FEATURE_LAYERS[name][0])
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
+
+    def objective(images: torch.Tensor) -> torch.Tensor:
+        captured = []
+        hook = layer.register_forward_hook(lambda module, inputs, output: captured.append(output.flatten(1).clone()))
+        try:
+            model((images - mean.to(images)) / std.to(images))
+        finally:
+            hook.remove()
+        pre_codes, _ = usae.encode(name, normaliser(captured[0]))
+        return pre_codes[:, concept]
+
+    return objective
+
+
+def maximise(objective: Callable, size: int, steps: int = 64, lr: float = 0.05, copies: int = 2,
+             jitter: int = 2, noise: float = 0.02, seed: int = 0) -> tuple[torch.Tensor, list[float]]:
+    """Ascend ``objective`` over a Fourier-parameterised image; returns (image [3, size, size] in
+    [0, 1], the objective of the un-jittered image at every step)."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    torch.manual_seed(seed)
+    image = FourierImage(size, seed=seed)
+    optimizer = torch.optim.NAdam(image.parameters(), lr=lr)
+    history = []
+    for _ in range(steps):
+        pixels = image()
+        with torch.no_grad():
+            history.append(objective(pixels).mean().item())
+        shifts = torch.randint(-jitter, jitter + 1, (copies, 2)).tolist()
+        batch = torch.cat([torch.roll(pixels, shifts=tuple(s), dims=(2, 3)) for s in shifts])
+        batch = (batch + noise * torch.randn_like(batch)).clamp(0, 1)
+        loss = -objective(batch).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        final = image()
+        history.append(objective(final).mean().item())
+    return final[0].detach(), history
+
+
+def coordinated_maximisation(models: dict, normalisers: dict, usae, concept: int, size: int, steps: int = 64,
+                             seed: int = 0) -> dict[str, tuple[torch.Tensor, list[float]]]:
+    """The same concept index maximised in every model: {model name: (image, objective history)}."""
+    out = {}
+    for name in tqdm(list(models), desc=f"activation maximisation, concept {concept}", unit="model"):
+        models[name].eval()
+        usae.eval()
+        out[name] = maximise(concept_objective(models[name], name, normalisers[name], usae, concept), size, steps,
+                             seed=seed)
+    return out
+
+
+def top_images(codes: torch.Tensor, concept: int, k: int = 8) -> torch.Tensor:
+    """[k] indices of the inputs with the largest code of ``concept`` (codes [N, C])."""
+    if not 0 <= concept < codes.shape[1]:
+        raise ValueError(f"concept must be in [0, {codes.shape[1]}), got {concept!r}")
+    return codes[:, concept].topk(min(k, len(codes))).indices
+
+
+def purity(codes: torch.Tensor, labels: dict[str, torch.Tensor], concept: int, k: int = 20) -> dict[str, float]:
+    """For each labelling (e.g. a generating factor): the share of the concept's ``k`` top-activating
+    inputs that carry that labelling's most common value among them (1 = all the same value)."""
+    top = top_images(codes, concept, k)
+    out = {}
+    for name, values in labels.items():
+        chosen = torch.as_tensor(values)[top]
+        out[name] = chosen.bincount().max().item() / len(chosen) if chosen.min() >= 0 else float("nan")
+    return out
