@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from task2.data import batch_indices
-from task2.ppo import kl_estimate
+from task2.ppo import check_same_shape, kl_estimate, masked_mean
 from task2.rollout import policy_logps, reference_token_logps, sample_rollout
 from task2.training import make_optimizer, trainable_parameters
 
@@ -81,11 +81,8 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     ``num_items`` (tokens in the generation batch; default: this batch's).
     Returns (loss, {"clip_fraction", "kl"}) - kl is the masked token mean of k3 (nan when beta = 0).
     """
-    shapes = {"logps": logps.shape, "old_logps": old_logps.shape, "mask": mask.shape}
-    if ref_logps is not None:
-        shapes["ref_logps"] = ref_logps.shape
-    if len(set(shapes.values())) != 1 or logps.dim() != 2:
-        raise ValueError(f"expected [N, T] tensors of one shape, got { {k: tuple(v) for k, v in shapes.items()} }")
+    check_same_shape(logps=logps, old_logps=old_logps, mask=mask,
+                      **({} if ref_logps is None else {"ref_logps": ref_logps}))
     if advantages.shape != (logps.shape[0],):
         raise ValueError(f"advantages must be [N] = [{logps.shape[0]}], got {tuple(advantages.shape)}")
     if loss_type not in LOSS_TYPES:
@@ -190,7 +187,7 @@ def train_grpo(policy, tokenizer, prompts: list[dict], scorer, config: GRPOConfi
         record = {"step": step + 1, **rollout.stats(), **({"kl": kl} if log_kl else {}),
                   "zero_spread_groups": zero_spread_fraction(rollout.score, config.group_size),
                   "loss": loss.item(), "clip_fraction": stats["clip_fraction"],
-                  "entropy": ((entropy * mask).sum() / mask.sum()).item()}
+                  "entropy": masked_mean(entropy, mask).item()}
         if callback is not None:
             record.update(callback(step + 1, record) or {})
         history.append(record)

@@ -34,7 +34,7 @@ from task2.training import make_optimizer, trainable_parameters
 KL_ESTIMATORS = ("k1", "k3")
 
 
-def _check_same_shape(**tensors: torch.Tensor) -> None:
+def check_same_shape(**tensors: torch.Tensor) -> None:
     shapes = {name: tuple(t.shape) for name, t in tensors.items()}
     if len(set(shapes.values())) != 1 or next(iter(tensors.values())).dim() != 2:
         raise ValueError(f"expected [N, T] tensors of one shape, got {shapes}")
@@ -49,7 +49,7 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
     ``mask`` is 0 contribute nothing - their rewards and values are ignored - and get A = returns = 0.
     Returns (advantages, returns = advantages + values), both [N, T].
     """
-    _check_same_shape(rewards=rewards, values=values, mask=mask)
+    check_same_shape(rewards=rewards, values=values, mask=mask)
     for name, value in (("gamma", gamma), ("lam", lam)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
@@ -110,7 +110,7 @@ def token_rewards(scores: torch.Tensor, logps: torch.Tensor, ref_logps: torch.Te
                   kl_coef: float, estimator: str = "k1") -> tuple[torch.Tensor, torch.Tensor]:
     """(rewards [N, T], kl [N, T]): -kl_coef * KL_t on every completion token, + scores [N] on each
     row's last completion token (its <|im_end|> when it ended). Zero outside the mask."""
-    _check_same_shape(logps=logps, ref_logps=ref_logps, mask=mask)
+    check_same_shape(logps=logps, ref_logps=ref_logps, mask=mask)
     if scores.shape != (mask.shape[0],):
         raise ValueError(f"scores must be [N] = [{mask.shape[0]}], got {tuple(scores.shape)}")
     if isinstance(kl_coef, bool) or not isinstance(kl_coef, (int, float)) or kl_coef < 0:
@@ -131,7 +131,7 @@ def policy_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.
     """PPO's clipped surrogate: masked mean of max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)),
     ratio = exp(logps - old_logps). Returns (loss, clip fraction = share of tokens where the clipped
     term is the larger)."""
-    _check_same_shape(logps=logps, old_logps=old_logps, advantages=advantages, mask=mask)
+    check_same_shape(logps=logps, old_logps=old_logps, advantages=advantages, mask=mask)
     if isinstance(clip_range, bool) or not isinstance(clip_range, (int, float)) or not 0 < clip_range < 1:
         raise ValueError(f"clip_range must be a number in (0, 1), got {clip_range!r}")
     ### BEGIN SOLUTION
@@ -147,7 +147,7 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
                clip_range: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
     """Clipped value loss: 0.5 * masked mean of max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2).
     Returns (loss, clip fraction = share of tokens where the clipped term is the larger)."""
-    _check_same_shape(values=values, old_values=old_values, returns=returns, mask=mask)
+    check_same_shape(values=values, old_values=old_values, returns=returns, mask=mask)
     if isinstance(clip_range, bool) or not isinstance(clip_range, (int, float)) or not clip_range > 0:
         raise ValueError(f"clip_range must be a number > 0, got {clip_range!r}")
     ### BEGIN SOLUTION

@@ -58,7 +58,6 @@ def sample_rollout(policy, tokenizer, prompts: list[dict], scorer, samples: int,
     repeated = [p for p in prompts for _ in range(samples)]
     responses = [tokenizer.decode(c, skip_special_tokens=True).strip() for c in completions]
     ended = torch.tensor([c[-1:] == [eos_id] for c in completions])
-    # an empty completion (possible only with max_new_tokens = 0) would have nothing to train on
     batch = to_device(pad_completions(prompt_tokens, completions, tokenizer.pad_token_id), policy.device)
     rm_reward = scorer([p["question"] for p in repeated], responses).float().cpu()
     score = rm_reward - missing_eos_penalty * (~ended).float()

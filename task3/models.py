@@ -168,7 +168,8 @@ def prepare_features(config, name: str, folder: Path, device, seed: int = 0) -> 
     profile's train / test images (or load them from ``folder``), standardised as the paper.
 
     Returns {"train": [N, D], "test": [N', D] normalised features, "raw_train", "raw_test" (as
-    extracted), "accuracy": test accuracy, "history": fine-tuning log (empty when loaded), "model"}.
+    extracted), "normaliser" (fitted on train), "accuracy": test accuracy, "history": fine-tuning log
+    (empty when loaded), "model"}.
     """
     from task3 import data
 
@@ -198,4 +199,4 @@ def prepare_features(config, name: str, folder: Path, device, seed: int = 0) -> 
         save_file({"train": train, "test": test, "accuracy": torch.tensor(test_accuracy)}, str(cache))
     standardize = Standardizer(train, config.feature_normalisation)
     return {"train": standardize(train), "test": standardize(test), "accuracy": test_accuracy,
-            "history": history, "model": model, "raw_train": train, "raw_test": test}
+            "history": history, "model": model, "normaliser": standardize, "raw_train": train, "raw_test": test}

@@ -88,22 +88,23 @@ def usae_loss(usae: UniversalSAE, batch: dict[str, torch.Tensor], source: str,
 
 
 @torch.no_grad()
-def all_codes(usae_or_sae, features: torch.Tensor, name: str | None = None, batch_size: int = 4096) -> torch.Tensor:
-    """[N, C] codes of ``features`` [N, D] in eval mode (a UniversalSAE needs the model ``name``)."""
-    module = usae_or_sae.sae(name) if name is not None else usae_or_sae
-    module.eval()
-    return torch.cat([module.encode(part)[1] for part in features.split(batch_size)])
+def all_codes(sae, features: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """[N, C] codes of ``features`` [N, D] under one model's SAE (``usae.sae(name)`` or a TopKSAE), in eval mode."""
+    sae.eval()
+    return torch.cat([sae.encode(part)[1] for part in features.split(batch_size)])
 
 
 @torch.no_grad()
-def cross_r2(usae: UniversalSAE, features: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
-    """{"src->tgt": {"global_mean", "variance_weighted"}}: R^2 of model tgt's activations decoded from
-    model src's codes of the same images (src == tgt: ordinary reconstruction)."""
+def cross_r2(saes, features: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """{"src->tgt": {"global_mean", "variance_weighted"}}: R^2 of model tgt's activations decoded by
+    tgt's SAE from the codes of model src's SAE on the same images (src == tgt: ordinary
+    reconstruction). ``saes``: {model name: SAE} - ``usae.saes``, or independent SAEs, whose
+    concept indices mean nothing across models."""
     out = {}
-    for source in usae.names:
-        codes = all_codes(usae, features[source], source)
-        for target in usae.names:
-            x_hat = usae.sae(target).decode(codes)
+    for source in features:
+        codes = all_codes(saes[source], features[source])
+        for target in features:
+            x_hat = saes[target].decode(codes)
             out[f"{source}->{target}"] = {"global_mean": r2_global_mean(features[target], x_hat),
                                           "variance_weighted": r2_variance_weighted(features[target], x_hat)}
     return out
@@ -152,8 +153,8 @@ def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], epochs: in
                 torch.nn.utils.clip_grad_norm_(usae.sae(name).parameters(), 1.0)
                 optimizers[name].step()
             losses.append(loss.item())
-        r2 = cross_r2(usae, monitor)
-        codes = [all_codes(usae, monitor[name], name) for name in usae.names]
+        r2 = cross_r2(usae.saes, monitor)
+        codes = [all_codes(usae.sae(name), monitor[name]) for name in usae.names]
         record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "r2": r2,
                   "dead_fraction": dead_fraction(codes),
                   "l0": sum((z > 0).sum(-1).float().mean().item() for z in codes) / len(codes)}
