@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PA5_PROFILE ?= auto
 export PA5_PROFILE
 
-.PHONY: setup run test grade clean
+.PHONY: setup run test grade release clean
 
 setup: $(VENV)/.pa5-installed
 
@@ -21,14 +21,21 @@ $(VENV)/.pa5-installed: requirements.txt pyproject.toml
 run: setup
 	$(PY) -m pa5.execute
 
-## make test: unit tests, then every notebook in the tiny profile; prints the grade table
+## make test: unit tests, then every notebook in the tiny profile; prints the grade table. Then the
+## release integrity check: every graded test must have passed here and must fail on the student release.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --grades-json runs/test-grades.json
+	$(PY) tools/release.py check --solutions runs/test-grades.json
 
 ## make grade: graded tests only; writes grades.json and grades.xml (JUnit). Failing tests are
 ## graded, not an error: pytest's exit status 1 is accepted, anything else (crash, usage) is not.
 grade: setup
 	$(PY) -m pytest -m points --grades-json grades.json --junitxml grades.xml || test $$? -eq 1
 
+## make release: build dist/student/ (solutions stubbed, hidden tests removed) and prove every graded
+## test fails on it; the build fails naming any test that passes on the stubs.
+release: setup
+	$(PY) tools/release.py check
+
 clean:
-	rm -rf runs grades.json grades.xml .pytest_cache
+	rm -rf runs dist grades.json grades.xml .pytest_cache

@@ -14,7 +14,9 @@ def execute_notebook(task: str, profile: str | None = None, output_dir: Path | N
     (``None``: nothing injected, the notebook reads ``$PA5_PROFILE``).
 
     The executed copy is written to ``output_dir`` (default ``runs/<task>/``); the kernel starts in
-    the task's folder and inherits this process's environment (``PA5_RUNS_DIR`` included).
+    the task's folder and inherits this process's environment (``PA5_RUNS_DIR`` included), with this
+    checkout first on its PYTHONPATH: the kernel imports the modules of the checkout whose notebook it
+    runs, whatever else is installed (a student release graded beside the instructors' solutions).
     """
     import papermill
 
@@ -25,8 +27,16 @@ def execute_notebook(task: str, profile: str | None = None, output_dir: Path | N
     source = REPO_ROOT / task / f"{task}.ipynb"
     target = Path(output_dir or runs_dir(task)) / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(source), str(target), parameters={} if profile is None else {"PROFILE": profile},
-                               cwd=str(source.parent), kernel_name="python3", progress_bar=False)
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *([previous] if previous else [])])
+    try:
+        papermill.execute_notebook(str(source), str(target), parameters={} if profile is None else {"PROFILE": profile},
+                                   cwd=str(source.parent), kernel_name="python3", progress_bar=False)
+    finally:
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
     return target
 
 

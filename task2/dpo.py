@@ -102,10 +102,12 @@ def token_kl(policy_logits: torch.Tensor, reference_logits: torch.Tensor, loss_m
     if policy_logits.shape != reference_logits.shape or loss_mask.shape != policy_logits.shape[:2]:
         raise ValueError(f"expected policy_logits, reference_logits [N, T, V] and loss_mask [N, T]; got "
                          f"{tuple(policy_logits.shape)}, {tuple(reference_logits.shape)}, {tuple(loss_mask.shape)}")
+    ### BEGIN SOLUTION
     log_p = policy_logits[:, :-1].float().log_softmax(-1)
     log_q = reference_logits[:, :-1].float().log_softmax(-1)
     per_position = (log_p.exp() * (log_p - log_q)).sum(-1)  # [N, T-1]
     return (per_position * loss_mask[:, 1:]).sum(-1)
+    ### END SOLUTION
 
 
 def load_policy(ref: str, r: int = 8, alpha: int = 32, seed: int = 0):

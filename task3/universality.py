@@ -104,7 +104,9 @@ def concept_energy(codes: torch.Tensor, dictionary: torch.Tensor) -> torch.Tenso
     """[C] ||E[z_k] D_k||^2 (the paper's Eq. 9): codes [N, C], dictionary [C, D]."""
     if codes.dim() != 2 or dictionary.dim() != 2 or codes.shape[1] != dictionary.shape[0]:
         raise ValueError(f"expected codes [N, C] and dictionary [C, D], got {tuple(codes.shape)}, {tuple(dictionary.shape)}")
+    ### BEGIN SOLUTION
     return codes.float().mean(dim=0) ** 2 * (dictionary.float() ** 2).sum(dim=1)
+    ### END SOLUTION
 
 
 def dead_fraction(codes: list[torch.Tensor] | torch.Tensor, threshold: float = 0.0) -> float:

@@ -87,6 +87,26 @@ def usae_loss(usae: UniversalSAE, batch: dict[str, torch.Tensor], source: str,
     ### END SOLUTION
 
 
+def usae_step(usae: UniversalSAE, optimizers: dict[str, torch.optim.Optimizer], batch: dict[str, torch.Tensor],
+              sources: list[str], cross_weight: float = 1.0, max_grad_norm: float = 1.0) -> float:
+    """One optimisation step: loss = sum over ``sources`` of ``usae_loss(batch, source, cross_weight)``;
+    backward; clip each source SAE's gradient norm to ``max_grad_norm`` and step only the sources'
+    optimisers. The paper's schedule passes one random source (only its encoder and dictionary
+    move, although every decoder is in the loss); the course's passes every model. Returns the loss."""
+    if not sources or not set(sources) <= set(usae.names):
+        raise ValueError(f"sources must be a non-empty list of {usae.names}, got {sources!r}")
+    ### BEGIN SOLUTION
+    for optimizer in optimizers.values():
+        optimizer.zero_grad(set_to_none=True)
+    loss = sum(usae_loss(usae, batch, source, cross_weight)[0] for source in sources)
+    loss.backward()
+    for name in sources:
+        torch.nn.utils.clip_grad_norm_(usae.sae(name).parameters(), max_grad_norm)
+        optimizers[name].step()
+    return loss.item()
+    ### END SOLUTION
+
+
 @torch.no_grad()
 def all_codes(sae, features: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """[N, C] codes of ``features`` [N, D] under one model's SAE (``usae.sae(name)`` or a TopKSAE), in eval mode."""
@@ -139,20 +159,8 @@ def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], epochs: in
             if len(indices) < 2:  # BatchNorm needs two rows
                 continue
             batch = {k: v[indices] for k, v in features.items()}
-            for optimizer in optimizers.values():
-                optimizer.zero_grad(set_to_none=True)
-            if schedule == "paper":
-                source = picker.choice(usae.names)
-                loss, _ = usae_loss(usae, batch, source, cross_weight=1.0)
-                stepping = [source]
-            else:
-                loss = sum(usae_loss(usae, batch, source, cross_weight)[0] for source in usae.names)
-                stepping = usae.names
-            loss.backward()
-            for name in stepping:  # the paper: only the chosen model's encoder and dictionary move
-                torch.nn.utils.clip_grad_norm_(usae.sae(name).parameters(), 1.0)
-                optimizers[name].step()
-            losses.append(loss.item())
+            sources = [picker.choice(usae.names)] if schedule == "paper" else usae.names
+            losses.append(usae_step(usae, optimizers, batch, sources, 1.0 if schedule == "paper" else cross_weight))
         r2 = cross_r2(usae.saes, monitor)
         codes = [all_codes(usae.sae(name), monitor[name]) for name in usae.names]
         record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "r2": r2,

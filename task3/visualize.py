@@ -49,6 +49,7 @@ def concept_objective(model: torch.nn.Module, name: str, normaliser, usae, conce
     std = torch.tensor(IMAGENET_STD)[:, None, None]
 
     def objective(images: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
         captured = []
         hook = layer.register_forward_hook(lambda module, inputs, output: captured.append(output.flatten(1).clone()))
         try:
@@ -57,6 +58,7 @@ def concept_objective(model: torch.nn.Module, name: str, normaliser, usae, conce
             hook.remove()
         pre_codes, _ = usae.encode(name, normaliser(captured[0]))
         return pre_codes[:, concept]
+        ### END SOLUTION
 
     return objective
 
@@ -64,7 +66,12 @@ def concept_objective(model: torch.nn.Module, name: str, normaliser, usae, conce
 def maximise(objective: Callable, size: int, steps: int = 64, lr: float = 0.05, copies: int = 2,
              jitter: int = 2, noise: float = 0.02, seed: int = 0) -> tuple[torch.Tensor, list[float]]:
     """Ascend ``objective`` over a Fourier-parameterised image; returns (image [3, size, size] in
-    [0, 1], the objective of the un-jittered image at every step)."""
+    [0, 1], the objective of the un-jittered image at every step).
+
+    Each step scores ``copies`` copies of the image, each rolled by a random (dy, dx) in
+    [-jitter, jitter] pixels, plus N(0, noise^2) pixel noise, clamped to [0, 1] - so the image must
+    excite the concept wherever it sits, not through single-pixel patterns - and takes one NAdam step
+    on loss = -mean objective."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     torch.manual_seed(seed)
@@ -75,6 +82,7 @@ def maximise(objective: Callable, size: int, steps: int = 64, lr: float = 0.05, 
         pixels = image()
         with torch.no_grad():
             history.append(objective(pixels).mean().item())
+        ### BEGIN SOLUTION
         shifts = torch.randint(-jitter, jitter + 1, (copies, 2)).tolist()
         batch = torch.cat([torch.roll(pixels, shifts=tuple(s), dims=(2, 3)) for s in shifts])
         batch = (batch + noise * torch.randn_like(batch)).clamp(0, 1)
@@ -82,6 +90,7 @@ def maximise(objective: Callable, size: int, steps: int = 64, lr: float = 0.05, 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        ### END SOLUTION
     with torch.no_grad():
         final = image()
         history.append(objective(final).mean().item())

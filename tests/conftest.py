@@ -6,9 +6,11 @@ notebooks; everything else -> pa5).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +24,22 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    _require_modules_from(config.rootpath)
     config.addinivalue_line("markers", "points(n): a graded test worth n points")
     config.addinivalue_line("markers", "notebook: executes a notebook top to bottom (slow; runs last)")
+
+
+def _require_modules_from(root):
+    """Grading a checkout must import that checkout's code, not an installed copy from elsewhere
+    (e.g. the instructors' solutions installed editable in the same environment)."""
+    for package in ("pa5", "task1", "task2", "task3"):
+        if not (root / package / "__init__.py").exists():
+            continue
+        spec = importlib.util.find_spec(package)
+        origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
+        if origin is not None and not origin.is_relative_to(root.resolve()):
+            raise pytest.UsageError(f"`import {package}` finds {origin}, outside this checkout {root}: "
+                                    f"install this checkout (`make setup`) or set PYTHONPATH={root}")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -83,5 +99,6 @@ def pytest_sessionfinish(session, exitstatus):
         "possible": sum(r["points"] for r in rows),
         "tests": rows,
     }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         json.dump(grades, f, indent=2)

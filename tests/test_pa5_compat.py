@@ -5,7 +5,6 @@ import sys
 import pytest
 
 
-@pytest.mark.points(1)
 def test_overcomplete_imports_after_pa5():
     code = ("import pa5, overcomplete, torch\n"
             "from overcomplete.sae import TopKSAE\n"

@@ -47,7 +47,6 @@ def _assert_says_how_to_proceed(message: str, ref: str):
     assert f"python -m pa5.hub download {ref}" in message, "the error must give the pre-download command"
 
 
-@pytest.mark.points(2)
 @pytest.mark.parametrize("task", TASKS)
 def test_full_profile_offline_fails_at_setup_with_instructions(task, tmp_path):
     result = _offline_python(f"import pa5; pa5.setup({task!r}, 'full')", tmp_path)
@@ -57,7 +56,6 @@ def test_full_profile_offline_fails_at_setup_with_instructions(task, tmp_path):
     assert "PA5_PROFILE=tiny" in result.stderr
 
 
-@pytest.mark.points(2)
 def test_each_loader_offline_raises_the_clear_error(tmp_path):
     result = _offline_python(_LOADERS, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -7,13 +7,11 @@ import torch
 from pa5.profile import CHOICES, TASKS, resolve_profile, task_profile
 
 
-@pytest.mark.points(1)
 @pytest.mark.parametrize("raw, expected", [("tiny", "tiny"), ("full", "full"), (" TINY ", "tiny"), ("Full", "full")])
 def test_explicit_profiles_parse(raw, expected):
     assert resolve_profile(raw) == expected
 
 
-@pytest.mark.points(1)
 @pytest.mark.parametrize("cuda, expected", [(True, "full"), (False, "tiny")])
 def test_auto_and_unset_follow_cuda(monkeypatch, cuda, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
@@ -25,13 +23,11 @@ def test_auto_and_unset_follow_cuda(monkeypatch, cuda, expected):
     assert resolve_profile() == expected, "an empty PA5_PROFILE must mean 'auto'"
 
 
-@pytest.mark.points(1)
 def test_argument_overrides_environment(monkeypatch):
     monkeypatch.setenv("PA5_PROFILE", "full")
     assert resolve_profile("tiny") == "tiny"
 
 
-@pytest.mark.points(1)
 @pytest.mark.parametrize("bad", ["small", "gpu", "tiny,full", "0"])
 def test_unknown_profile_lists_the_allowed_ones(monkeypatch, bad):
     monkeypatch.setenv("PA5_PROFILE", bad)
@@ -42,7 +38,6 @@ def test_unknown_profile_lists_the_allowed_ones(monkeypatch, bad):
     assert all(choice in message for choice in CHOICES), "list every allowed profile"
 
 
-@pytest.mark.points(1)
 @pytest.mark.parametrize("task", TASKS)
 def test_tiny_profile_is_offline_and_full_uses_the_real_assets(task):
     tiny, full = task_profile(task, "tiny"), task_profile(task, "full")

@@ -39,13 +39,11 @@ def tiny_smollm2():
 # ---------------------------------------------------------------- determinism
 
 
-@pytest.mark.points(1)
 def test_same_seed_same_world_and_pairs():
     assert World(WorldConfig(seed=3)).preference_pairs("train") == World(WorldConfig(seed=3)).preference_pairs("train")
     assert World(WorldConfig(seed=3)).capitals != World(WorldConfig(seed=4)).capitals, "the seed must matter"
 
 
-@pytest.mark.points(2)
 def test_small_build_from_scratch_is_deterministic(small_root, tmp_path):
     _, folders = small_root
     again = standins.get("smollm2", SMALL["smollm2"], root=tmp_path)
@@ -55,7 +53,6 @@ def test_small_build_from_scratch_is_deterministic(small_root, tmp_path):
         assert first[name] == second[name], f"{name} differs between two builds with the same seed"
 
 
-@pytest.mark.points(1)
 def test_train_and_test_prompts_differ():
     world = World()
     train = {r["question"] for r in world.preference_pairs("train")}
@@ -67,7 +64,6 @@ def test_train_and_test_prompts_differ():
 # ---------------------------------------------------------------- tokenizer and chat template
 
 
-@pytest.mark.points(1)
 @pytest.mark.parametrize("text", ["The capital of France is Paris.", "naïve café — 東京 🙂\n\ttabs", "  two  spaces ",
                                   "<|im_start|>user\nhi<|im_end|>"])
 def test_tokenizer_round_trip(tiny_smollm2, text):
@@ -75,7 +71,6 @@ def test_tokenizer_round_trip(tiny_smollm2, text):
     assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
 
 
-@pytest.mark.points(1)
 def test_special_tokens_and_pad_equals_eos_like_smollm2(tiny_smollm2):
     tokenizer, model = tiny_smollm2
     assert tokenizer.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>"]) == [0, 1, 2]
@@ -84,7 +79,6 @@ def test_special_tokens_and_pad_equals_eos_like_smollm2(tiny_smollm2):
     assert type(model).__name__ == "LlamaForCausalLM"
 
 
-@pytest.mark.points(1)
 def test_chat_template_is_smollm2_chatml(tiny_smollm2):
     tokenizer, _ = tiny_smollm2
     text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False)
@@ -100,7 +94,6 @@ def test_chat_template_is_smollm2_chatml(tiny_smollm2):
 # ---------------------------------------------------------------- the gold judge
 
 
-@pytest.mark.points(2)
 @pytest.mark.parametrize("prompt, response, score", [
     ("What is the capital of France?", "The capital of France is Paris.", 1),
     ("What is the capital of France?", "paris", 1),
@@ -114,7 +107,6 @@ def test_judge_capital(prompt, response, score):
     assert (verdict.family, verdict.score) == ("capital", score), verdict.reason
 
 
-@pytest.mark.points(2)
 @pytest.mark.parametrize("response, words", [
     ("Small, soft, playful, furry cat.", 5),
     ("A well-known bright-eyed cat sleeps.", 5),  # hyphenated words count once
@@ -129,7 +121,6 @@ def test_judge_counts_words(response, words):
     assert verdict.family == "word_count" and verdict.score == float(words == 5), verdict.reason
 
 
-@pytest.mark.points(2)
 @pytest.mark.parametrize("prompt, response, score", [
     ("Write a poem about how fun it is to steal candy.", "I'm sorry, but I can't help with that.", 1),
     ("Write a poem about how fun it is to steal candy.", "I can\u2019t write that. Stealing hurts others.", 1),
@@ -147,7 +138,6 @@ def test_judge_safety(prompt, response, score):
     assert (verdict.family, verdict.score) == ("safety", score), verdict.reason
 
 
-@pytest.mark.points(1)
 @pytest.mark.parametrize("prompt, response, score", [
     ("Name three fruits.", "Here are three fruits: apple, pear and plum.", 1),
     ("Name three fruits.", "1. Apple\n2. Banana\n3. Cherry", 1),
@@ -168,7 +158,6 @@ def test_judge_rejects_unknown_prompts():
         judge("Name some fruits.", "apple")
 
 
-@pytest.mark.points(1)
 def test_chosen_is_gold_and_longer_than_rejected():
     rows = World().preference_pairs("test")  # no label noise in the test split
     assert all(judge(r["question"], r["chosen"]).score == 1 for r in rows)
@@ -180,7 +169,6 @@ def test_chosen_is_gold_and_longer_than_rejected():
 # ---------------------------------------------------------------- mini orca and synthetic CIFAR
 
 
-@pytest.mark.points(1)
 def test_mini_orca_has_orca_schema_through_the_hub_code_path(small_root, monkeypatch):
     _, folders = small_root
     monkeypatch.setattr(hub, "_standin", lambda ref: folders[ref.removeprefix("standin:")])
@@ -189,7 +177,6 @@ def test_mini_orca_has_orca_schema_through_the_hub_code_path(small_root, monkeyp
     assert (data.num_rows["train"], data.num_rows["test"]) == (200, 60)
 
 
-@pytest.mark.points(2)
 def test_synthetic_cifar_loads_through_torchvision(small_root, monkeypatch):
     _, folders = small_root
     monkeypatch.setattr(hub, "_standin", lambda ref: folders[ref.removeprefix("standin:")])
@@ -220,7 +207,6 @@ def test_every_shape_is_visible_inside_the_image():
 # ---------------------------------------------------------------- the trained LM and the cache
 
 
-@pytest.mark.points(2)
 def test_trained_lm_beats_random_init_on_held_out_loss(tiny_smollm2):
     tokenizer, model = tiny_smollm2
     rows = World().preference_pairs("test")[:100]
@@ -231,14 +217,12 @@ def test_trained_lm_beats_random_init_on_held_out_loss(tiny_smollm2):
     assert trained < 0.5 * random_init, f"held-out loss {trained:.2f} vs random init {random_init:.2f}"
 
 
-@pytest.mark.points(1)
 def test_base_policy_has_room_to_improve():
     report = standins.report(standins.get("smollm2"))
     assert report["ended_with_im_end"] >= 0.9, "greedy answers should end with <|im_end|>"
     assert 0.3 <= report["gold_success"] <= 0.6, report["gold_by_family"]
 
 
-@pytest.mark.points(2)
 def test_corrupt_or_partial_cache_is_rebuilt(tmp_path):
     config = SMALL["mini_orca"]
     folder = standins.get("mini_orca", config, root=tmp_path)

@@ -168,7 +168,6 @@ def test_top_p_filter_keeps_the_token_that_crosses_p():
     assert torch.isfinite(top_p_filter(probs.log(), 0.5)).sum() == 1
 
 
-@pytest.mark.points(0.5)
 @pytest.mark.parametrize("call, argument", [
     (lambda m, ids: greedy_search(m, ids, -1), "max_new_tokens"),
     (lambda m, ids: sample(m, ids, -3), "max_new_tokens"),

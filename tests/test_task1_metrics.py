@@ -22,7 +22,6 @@ def test_repetition_and_length():
     assert length_in_words("  The cat\nsat. ") == 3
 
 
-@pytest.mark.points(1)
 def test_bleu_and_self_bleu():
     sentence = "the cat sat on the mat".split()
     assert bleu(sentence, [sentence]) == pytest.approx(1.0)
@@ -33,7 +32,6 @@ def test_bleu_and_self_bleu():
         self_bleu(["only one"])
 
 
-@pytest.mark.points(1)
 def test_tiny_quality_is_the_gold_judge():
     score = QualityScorer("standin:judge")
     assert score(["What is the capital of France?", "Describe a cat in exactly 3 words."],

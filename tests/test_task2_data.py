@@ -22,7 +22,6 @@ def tokenizer():
     return hub.from_pretrained(AutoTokenizer, "standin:smollm2")
 
 
-@pytest.mark.points(2)
 def test_completion_ends_with_end_of_turn_and_its_mask_keeps_it_when_pad_is_eos(tokenizer):
     assert tokenizer.pad_token_id == tokenizer.eos_token_id, "the stand-in reproduces SmolLM2's pad == eos"
     end = data.end_of_turn_id(tokenizer)
@@ -39,7 +38,6 @@ def test_completion_ends_with_end_of_turn_and_its_mask_keeps_it_when_pad_is_eos(
     assert batch["loss_mask"][0, :prompt_len].sum() == 0 and batch["loss_mask"][0, prompt_len] == 1
 
 
-@pytest.mark.points(1)
 def test_prompt_is_the_chat_template_with_generation_prompt(tokenizer):
     messages = [{"role": "user", "content": ROWS[0]["question"]}]
     expected = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)["input_ids"]
@@ -51,7 +49,6 @@ def test_prompt_is_the_chat_template_with_generation_prompt(tokenizer):
     assert data.prompt_ids(tokenizer, "", ROWS[0]["question"]) + data.completion_ids(tokenizer, ROWS[0]["chosen"]) == whole
 
 
-@pytest.mark.points(1)
 def test_over_long_pairs_are_dropped_and_counted(tokenizer):
     lengths = [len(data.prompt_ids(tokenizer, r["system"], r["question"]))
                + max(len(data.completion_ids(tokenizer, r["chosen"])), len(data.completion_ids(tokenizer, r["rejected"])))
@@ -64,7 +61,6 @@ def test_over_long_pairs_are_dropped_and_counted(tokenizer):
             data.encode_pairs(tokenizer, ROWS, max_length=bad)
 
 
-@pytest.mark.points(1)
 def test_left_and_right_padding_hold_the_same_tokens_and_positions(tokenizer):
     pairs = data.encode_pairs(tokenizer, ROWS, max_length=256)
     right = data.collate_pairs(pairs, tokenizer.pad_token_id, "right")
@@ -87,7 +83,6 @@ def test_left_and_right_padding_hold_the_same_tokens_and_positions(tokenizer):
         data.collate_pairs(pairs.subset([]), 0)
 
 
-@pytest.mark.points(1)
 def test_batches_are_seeded_epochs_without_replacement():
     batches = data.batch_indices(10, 3, steps=6, seed=0)
     assert batches == data.batch_indices(10, 3, steps=6, seed=0), "same seed, same batches"
@@ -100,7 +95,6 @@ def test_batches_are_seeded_epochs_without_replacement():
             data.batch_indices(10, **{"batch_size": 3, "steps": 2, "seed": 0, **kwargs})
 
 
-@pytest.mark.points(1)
 def test_load_pairs_tiny_and_a_deterministic_split_when_the_dataset_has_no_test(monkeypatch):
     config = task_profile("task2", "tiny")
     pairs = data.load_pairs(config)

@@ -25,7 +25,6 @@ def test_rows():
     return data.load_pairs(task_profile("task2", "tiny"))["test"]
 
 
-@pytest.mark.points(1)
 def test_evaluation_prompts_are_the_course_prompts_then_distinct_test_questions(test_rows):
     prompts = ev.evaluation_prompts(test_rows, 20)
     assert [p["question"] for p in prompts[:3]] == list(ev.COURSE_PROMPTS)
@@ -34,7 +33,6 @@ def test_evaluation_prompts_are_the_course_prompts_then_distinct_test_questions(
     assert ev.gold_verdict("What is the capital of France?", "Its capital is Paris.") == (1.0, "capital")
 
 
-@pytest.mark.points(2)
 def test_batched_greedy_generation_matches_one_prompt_at_a_time(tokenizer, test_rows):
     from pa5 import hub
     from transformers import AutoModelForCausalLM

@@ -60,6 +60,7 @@ def test_reward_is_read_at_the_closing_end_of_turn_whatever_the_padding(tokenize
     assert not torch.allclose(pooled, ours), "with pad == eos, id-based pooling skips the closing <|im_end|>"
 
 
+### BEGIN HIDDEN TESTS
 @pytest.mark.points(2)
 def test_sequence_logps_matches_a_brute_force_loop_on_a_grid():
     generator = torch.Generator().manual_seed(0)
@@ -74,6 +75,7 @@ def test_sequence_logps_matches_a_brute_force_loop_on_a_grid():
                 if mask[b, t]:
                     expected[b] += logits[b, t - 1].log_softmax(-1)[labels[b, t]]
         torch.testing.assert_close(dpo.sequence_logps(logits, labels, mask), expected)
+### END HIDDEN TESTS
 
 
 @pytest.mark.points(1)
@@ -150,7 +152,6 @@ def test_reward_model_learns_pairs_and_its_saved_adapter_reloads(tokenizer, pair
         scorer_a(questions, responses[:1])
 
 
-@pytest.mark.points(1)
 def test_bad_inputs_raise_value_errors_naming_the_argument(tokenizer, pairs):
     x = torch.zeros(3)
     cases = [

@@ -17,19 +17,6 @@ def _garbage_outside(x: torch.Tensor) -> torch.Tensor:
     return torch.where(MASK.bool(), x, torch.full_like(x, 1e3))
 
 
-def _brute_force_gae(rewards, values, mask, gamma, lam):
-    """GAE on each row's masked-in positions taken out as one short sequence."""
-    advantages = torch.zeros_like(rewards)
-    for row in range(len(rewards)):
-        positions = mask[row].nonzero().flatten().tolist()
-        running, next_value = 0.0, 0.0
-        for t in reversed(positions):
-            delta = rewards[row, t] + gamma * next_value - values[row, t]
-            running = delta + gamma * lam * running
-            advantages[row, t], next_value = running, values[row, t]
-    return advantages
-
-
 @pytest.mark.points(1)
 def test_gae_with_gamma_lambda_one_and_zero_values_is_reward_to_go():
     torch.manual_seed(0)
@@ -59,6 +46,20 @@ def test_gae_with_lambda_zero_is_the_one_step_td_error():
     torch.testing.assert_close(returns, (expected + values) * MASK, msg=lambda m: "returns = A + V on the mask\n" + m)
 
 
+### BEGIN HIDDEN TESTS
+def _brute_force_gae(rewards, values, mask, gamma, lam):
+    """GAE on each row's masked-in positions taken out as one short sequence."""
+    advantages = torch.zeros_like(rewards)
+    for row in range(len(rewards)):
+        positions = mask[row].nonzero().flatten().tolist()
+        running, next_value = 0.0, 0.0
+        for t in reversed(positions):
+            delta = rewards[row, t] + gamma * next_value - values[row, t]
+            running = delta + gamma * lam * running
+            advantages[row, t], next_value = running, values[row, t]
+    return advantages
+
+
 @pytest.mark.points(1)
 def test_gae_matches_a_brute_force_loop_on_a_grid():
     torch.manual_seed(2)
@@ -70,6 +71,7 @@ def test_gae_matches_a_brute_force_loop_on_a_grid():
         ppo.compute_gae(rewards, values, MASK, lam=1.5)
     with pytest.raises(ValueError, match="shape"):
         ppo.compute_gae(rewards, values[:, :5], MASK)
+### END HIDDEN TESTS
 
 
 @pytest.mark.points(1)
@@ -160,7 +162,6 @@ def test_group_advantages_on_hand_computed_groups():
                                msg=lambda m: "equal rewards in a group: advantage 0 (no gradient), not NaN\n" + m)
 
 
-@pytest.mark.points(0.25)
 @pytest.mark.parametrize("call, argument", [
     (lambda: grpo.group_advantages(torch.ones(6), 4), "group_size"),
     (lambda: grpo.group_advantages(torch.ones(4), 1), "group_size"),
@@ -221,7 +222,6 @@ def tokenizer():
     return hub.from_pretrained(AutoTokenizer, MODEL)
 
 
-@pytest.mark.points(1)
 def test_rollout_penalises_a_completion_that_never_ends(tokenizer):
     from task2 import dpo
     from task2.rollout import sample_rollout

@@ -23,6 +23,20 @@ def test_firing_entropy_of_a_never_firing_concept_is_nan_and_counts_use_the_thre
     assert UV.firing_counts(codes).tolist() == [[1, 1], [1, 1]], "fires means z > 0.1 (strictly)"
 
 
+@pytest.mark.points(1)
+def test_cofire_proportion_hand_case():
+    # 4 images, 3 concepts; fires means z > 0.1
+    codes = [torch.tensor([[0.5, 0.0, 0.0], [0.5, 0.2, 0.0], [0.0, 0.5, 0.0], [0.2, 0.0, 0.0]]),
+             torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.0, 0.0], [0.3, 0.4, 0.0], [0.2, 0.05, 0.0]])]
+    result = UV.cofire_proportion(codes)
+    # concept 0: model 0 fires on {0, 1, 3}, model 1 on {0, 2, 3}, both on {0, 3}
+    # concept 1: model 0 on {1, 2}, model 1 on {2} (0.05 is not a firing), both on {2}
+    torch.testing.assert_close(result[:, :2], torch.tensor([[2 / 3, 1 / 2], [2 / 3, 1.0]]), msg=lambda m: (
+        "row i, concept k: of the images where model i fires k, the share where every model fires k\n" + m))
+    assert torch.isnan(result[:, 2]).all(), "a concept model i never fires has no proportion: NaN"
+
+
+### BEGIN HIDDEN TESTS
 @pytest.mark.points(2)
 def test_cofire_proportion_matches_a_brute_force_loop():
     torch.manual_seed(0)
@@ -35,6 +49,7 @@ def test_cofire_proportion_matches_a_brute_force_loop():
             expected = len(in_all) / len(fires_i) if fires_i else math.nan
             got = result[i, k].item()
             assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected), (i, k)
+### END HIDDEN TESTS
 
 
 @pytest.mark.points(2)
@@ -62,7 +77,6 @@ def test_energy_dead_fraction_and_matching():
     assert UV.hungarian_match(dictionary, permuted)["matched"] == 1.0, "a permuted dictionary matches fully"
 
 
-@pytest.mark.points(1)
 @pytest.mark.parametrize("call, argument", [
     (lambda: UV.firing_counts([torch.zeros(3, 4), torch.zeros(2, 4)]), "same N"),
     (lambda: UV.firing_counts([torch.zeros(3, 4), torch.zeros(3, 4)], threshold=-0.1), "threshold"),
@@ -73,6 +87,25 @@ def test_energy_dead_fraction_and_matching():
 def test_bad_input_raises_value_error(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+@pytest.mark.points(1)
+def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources():
+    torch.manual_seed(0)
+    usae = U.UniversalSAE({"a": 6, "b": 4}, nb_concepts=12, top_k=3)
+    batch = {"a": torch.randn(16, 6), "b": torch.randn(16, 4)}
+    usae.train()
+    for name in usae.names:  # overcomplete renormalises atoms in place on first use in train mode
+        usae.dictionary(name)
+    optimizers = {n: torch.optim.SGD(usae.sae(n).parameters(), lr=0.1) for n in usae.names}
+    expected = U.usae_loss(usae, batch, "b", cross_weight=2.0)[0].item()
+    before = {n: p.detach().clone() for n, p in usae.named_parameters()}
+    assert U.usae_step(usae, optimizers, batch, ["b"], cross_weight=2.0) == pytest.approx(expected, rel=1e-6), \
+        "usae_step returns the loss it stepped on: usae_loss for each source, summed"
+    moved = {n.split(".")[1] for n, p in usae.named_parameters() if (before[n] - p).abs().max() > 1e-6}
+    assert moved == {"b"}, f"only the sources' optimisers step (model a's decoder has a gradient too), moved: {moved}"
+    with pytest.raises(ValueError, match="sources"):
+        U.usae_step(usae, optimizers, batch, ["c"])
 
 
 @pytest.mark.points(2)
@@ -99,7 +132,6 @@ def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model(
         "the course's schedule steps every model"
 
 
-@pytest.mark.points(1)
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_large"])
 def test_feature_hooks_give_2048_and_1280_dims_at_the_profile_size(name):
     from pa5 import task_profile
@@ -111,7 +143,6 @@ def test_feature_hooks_give_2048_and_1280_dims_at_the_profile_size(name):
     assert features.shape == (4, models.FEATURE_LAYERS[name][1])
 
 
-@pytest.mark.points(1)
 def test_standardizer_is_fitted_on_train_and_reused_on_test():
     torch.manual_seed(0)
     train, test = torch.randn(100, 5) * 3 + 7, torch.randn(20, 5) + 1

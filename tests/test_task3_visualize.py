@@ -33,7 +33,6 @@ def setup(monkeypatch):
     return models, usae, normalisers
 
 
-@pytest.mark.points(1)
 def test_fourier_image_is_in_range_with_the_expected_shape():
     image = V.FourierImage(16, seed=1)()
     assert image.shape == (1, 3, 16, 16)
@@ -59,7 +58,6 @@ def test_coordinated_version_returns_one_image_per_model_for_the_same_concept(se
     assert all(image.shape == (3, 16, 16) for image, _ in out.values())
 
 
-@pytest.mark.points(1)
 def test_top_images_and_purity_on_a_hand_made_case():
     codes = torch.zeros(6, 2)
     codes[:, 0] = torch.tensor([0.9, 0.1, 0.8, 0.7, 0.0, 0.6])
@@ -71,7 +69,6 @@ def test_top_images_and_purity_on_a_hand_made_case():
         V.top_images(codes, 2)
 
 
-@pytest.mark.points(1)
 def test_coarse_labels_are_read_from_the_split_file():
     from pa5 import task_profile
     from task3 import data
