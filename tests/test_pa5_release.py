@@ -215,3 +215,15 @@ def test_check_names_a_graded_test_that_passes_on_the_stubs(tmp_path):
     assert (grades["earned"], grades["possible"]) == (1, 2), "the release's own table: visible tests only"
     hidden = json.loads((tmp_path / "hidden-grades.json").read_text())
     assert [row["nodeid"] for row in hidden["tests"]] == ["tests/test_sample.py::test_hidden_top_k_ties"]
+
+
+def test_solution_blocks_outside_the_task_modules_are_refused(tmp_path):
+    """Notebooks and tests are copied, not stubbed: a solution block there would ship."""
+    notebook = {"cells": [{"cell_type": "code", "source": [f"def f():\n", f"    {BEGIN}\n", "    return 1\n",
+                                                             f"    {END}\n"]}]}
+    for rel, text in (("task9/task9.ipynb", json.dumps(notebook)), ("tests/test_x.py", MODULE)):
+        root = tmp_path / rel.replace("/", "_")
+        (root / Path(rel).parent).mkdir(parents=True)
+        (root / rel).write_text(text)
+        with pytest.raises(ValueError, match=rel):
+            release.audit(root, [rel], graded={})

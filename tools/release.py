@@ -143,6 +143,11 @@ def repository_files(root: Path) -> list[str]:
                   and not set(Path(p).parts) & _NOT_COPIED)
 
 
+def _notebook_has_solution_block(path: Path) -> bool:
+    cells = json.loads(path.read_text()).get("cells", [])
+    return any(marked_regions("".join(cell.get("source", "")), SOLUTION, str(path)) for cell in cells)
+
+
 def audit(root: Path, files: list[str], graded: dict[str, list[str]] = GRADED) -> dict[str, list[str]]:
     """{file: functions with solution blocks}; raises ValueError where that differs from ``graded``."""
     found = {}
@@ -151,6 +156,11 @@ def audit(root: Path, files: list[str], graded: dict[str, list[str]] = GRADED) -
             names = solution_functions((root / rel).read_text(), rel)
             if names:
                 found[rel] = names
+        elif rel.endswith(".py") and marked_regions((root / rel).read_text(), SOLUTION, rel):
+            raise ValueError(f"{rel}: solution blocks belong in the task modules; tests are never stubbed")
+        elif rel.endswith(".ipynb") and _notebook_has_solution_block(root / rel):
+            raise ValueError(f"{rel}: a notebook cell holds a solution block; notebooks are copied as they are, "
+                             "so the solution would ship - move the code into a task module")
     if found != graded:
         problems = []
         for rel in sorted(set(found) | set(graded)):
