@@ -24,13 +24,15 @@ run: setup
 ## make test: unit tests, then every notebook in the tiny profile; prints the grade table. Then the
 ## release integrity check: every graded test must have passed here and must fail on the student release.
 test: setup
-	$(PY) -m pytest --grades-json runs/test-grades.json
+	$(PY) -m pytest --grades-json=runs/test-grades.json
 	$(PY) tools/release.py check --solutions runs/test-grades.json
 
 ## make grade: graded tests only; writes grades.json and grades.xml (JUnit). Failing tests are
 ## graded, not an error: pytest's exit status 1 is accepted, anything else (crash, usage) is not.
+## (`--grades-json=PATH`, one word: as two, an existing PATH is taken for a test path and pytest
+## then never loads tests/conftest.py, which defines the option.)
 grade: setup
-	$(PY) -m pytest -m points --grades-json grades.json --junitxml grades.xml || test $$? -eq 1
+	$(PY) -m pytest -m points --grades-json=grades.json --junitxml=grades.xml || test $$? -eq 1
 
 ## make release: build dist/student/ (solutions stubbed, hidden tests removed) and prove every graded
 ## test fails on it; the build fails naming any test that passes on the stubs.

@@ -211,7 +211,7 @@ def test_check_names_a_graded_test_that_passes_on_the_stubs(tmp_path):
     problems = release.check(root, tmp_path / "student", graded_functions={"task9/sample.py": ["top_k", "score",
                                                                                                 "outer.inner"]})
     assert problems == ["passes on the stubs: tests/test_sample.py::test_only_the_argument_check"], problems
-    grades = json.loads((tmp_path / "student" / "grades.json").read_text())
+    grades = json.loads((tmp_path / "student-grades.json").read_text())
     assert (grades["earned"], grades["possible"]) == (1, 2), "the release's own table: visible tests only"
     hidden = json.loads((tmp_path / "hidden-grades.json").read_text())
     assert [row["nodeid"] for row in hidden["tests"]] == ["tests/test_sample.py::test_hidden_top_k_ties"]

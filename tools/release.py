@@ -254,7 +254,7 @@ def check(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, solutions: Path | N
     summary = build(root, dest, graded_functions)
     print(f"built {summary['dest']}: {summary['files']} files, {summary['stubbed']} functions stubbed, "
           f"{summary['hidden_regions']} hidden-test regions removed", flush=True)
-    student = run_graded_tests(dest, dest / "grades.json")
+    student = run_graded_tests(dest, dest.parent / "student-grades.json")  # kept out of the release
     visible = {row["nodeid"] for row in student["tests"]}
     hidden = [nodeid for nodeid in graded if nodeid not in visible]
     problems += [f"in the release but not graded on the solutions: {n}" for n in sorted(visible - set(graded))]
