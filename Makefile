@@ -28,11 +28,13 @@ test: setup
 	$(PY) tools/release.py check --solutions runs/test-grades.json
 
 ## make grade: graded tests only; writes grades.json and grades.xml (JUnit). Failing tests are
-## graded, not an error: pytest's exit status 1 is accepted, anything else (crash, usage) is not.
+## graded, not an error: pytest's exit status 1 is accepted, anything else (crash, usage) is not. A
+## test file that fails to import is reported and the other files are still graded.
 ## (`--grades-json=PATH`, one word: as two, an existing PATH is taken for a test path and pytest
 ## then never loads tests/conftest.py, which defines the option.)
 grade: setup
-	$(PY) -m pytest -m points --grades-json=grades.json --junitxml=grades.xml || test $$? -eq 1
+	$(PY) -m pytest -m points --continue-on-collection-errors --grades-json=grades.json --junitxml=grades.xml \
+		|| test $$? -eq 1
 
 ## make release: build dist/student/ (solutions stubbed, hidden tests removed) and prove every graded
 ## test fails on it; the build fails naming any test that passes on the stubs.

@@ -79,7 +79,9 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     ``kl_bias_correction`` (TRL's ``use_bias_correction_kl``, default True). Aggregated by
     ``loss_type`` (module docstring); "dr_grpo" needs ``max_completion_length``; "dapo" divides by
     ``num_items`` (tokens in the generation batch; default: this batch's).
-    Returns (loss, {"clip_fraction", "kl"}) - kl is the masked token mean of k3 (nan when beta = 0).
+    Returns (loss, {"clip_fraction", "kl"}): clip_fraction = share of mask tokens where the clip is
+    active (ratio < 1 - epsilon with A < 0, or ratio > 1 + epsilon_high with A > 0); kl = the masked
+    token mean of k3 (nan when beta = 0).
     """
     check_same_shape(logps=logps, old_logps=old_logps, mask=mask,
                       **({} if ref_logps is None else {"ref_logps": ref_logps}))
@@ -116,12 +118,12 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     else:  # dapo
         normalizer = mask.sum() if num_items is None else torch.as_tensor(num_items, dtype=mask.dtype)
         loss = (per_token * mask).sum() / normalizer.clamp(min=1.0)
-    ### END SOLUTION
     clipped = ((ratio < 1 - epsilon) & (advantages < 0)) | ((ratio > 1 + epsilon_high) & (advantages > 0))
     tokens = mask.sum().clamp(min=1.0)
     stats = {"clip_fraction": ((clipped * mask).sum() / tokens).item(),
              "kl": float("nan") if kl is None else ((kl * mask).sum() / tokens).item()}
     return loss, stats
+    ### END SOLUTION
 
 
 @dataclass(frozen=True)

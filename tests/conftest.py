@@ -1,6 +1,7 @@
 """Grading harness: ``@pytest.mark.points(n)`` tests, a grade table after every run, grades.json.
 
-A graded test earns its points only if its setup, call and teardown all pass. The table groups
+A graded test earns its points only if its setup, call and teardown all pass; one that is
+collected but never runs to the end counts as failed. The table groups
 tests by the task in their file name (``tests/test_task1_*.py`` -> task1; ``test_notebooks.py`` ->
 notebooks; everything else -> pa5).
 """
@@ -54,13 +55,27 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("notebook") is not None)
 
 
+def pytest_collection_finish(session):
+    # Every selected graded test is on the table from the start, as failed until it passes: a test
+    # that never reports (an interrupted run; --collect-only) is not silently dropped from the total.
+    for item in session.items:
+        points = dict(item.user_properties).get("points")
+        if points is not None:
+            _grades[item.nodeid] = {"nodeid": item.nodeid, "points": points, "passed": False}
+
+
+_failed_a_phase: set[str] = set()
+
+
 def pytest_runtest_logreport(report):
-    points = dict(report.user_properties).get("points")
-    if points is None:
+    row = _grades.get(report.nodeid)
+    if row is None:
         return
-    row = _grades.setdefault(report.nodeid, {"nodeid": report.nodeid, "points": points, "passed": True})
     if report.failed or report.skipped:  # any phase: setup, call or teardown
+        _failed_a_phase.add(report.nodeid)
         row["passed"] = False
+    elif report.when == "call" and report.nodeid not in _failed_a_phase:
+        row["passed"] = True
 
 
 def _rows_by_group(rows):
@@ -73,7 +88,7 @@ def _rows_by_group(rows):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     rows = list(_grades.values())
-    if not rows:
+    if not rows or config.option.collectonly:
         return
     write = terminalreporter.write_line
     terminalreporter.section("grade table")

@@ -15,6 +15,7 @@ import release  # noqa: E402
 
 BEGIN, END = release.SOLUTION
 BEGIN_HIDDEN, END_HIDDEN = release.HIDDEN_TESTS
+SAMPLE_GRADED = {"task9/sample.py": ["top_k", "score", "outer.inner"]}
 
 MODULE = f'''
 import torch
@@ -125,6 +126,8 @@ def test_build_audits_stubs_and_strips_a_repository(tmp_path):
     (root / "ignored.log").write_text("scratch")
     (root / ".gitignore").write_text("*.log\n")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    (root / "task9" / "old_solution.py").write_text("print('scratch')\n")  # untracked: stays out
     graded = {"task9/sample.py": ["top_k", "score", "outer.inner"]}
     summary = release.build(root, tmp_path / "student", graded)
     student = tmp_path / "student"
@@ -133,6 +136,7 @@ def test_build_audits_stubs_and_strips_a_repository(tmp_path):
     assert (student / "task9" / "plots.py").read_text() == "def plot():\n    return 1\n"
     assert "test_b" not in (student / "tests" / "test_sample.py").read_text()
     assert not (student / "ignored.log").exists(), "files git ignores stay out of the release"
+    assert not (student / "task9" / "old_solution.py").exists(), "so do files git does not track"
     assert (student / release.RELEASE_STAMP).exists()
     with pytest.raises(ValueError, match="is itself a student release"):
         release.build(student, tmp_path / "again", graded)
@@ -140,6 +144,12 @@ def test_build_audits_stubs_and_strips_a_repository(tmp_path):
         release.build(root, tmp_path / "student", {"task9/sample.py": ["top_k", "score"]})
     with pytest.raises(ValueError, match="plot is in GRADED but has no solution block"):
         release.build(root, tmp_path / "student", graded | {"task9/plots.py": ["plot"]})
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep")
+    for dest in (root, tmp_path, tmp_path / "precious"):
+        with pytest.raises(ValueError, match="dest="):
+            release.build(root, dest, graded)
+    assert (tmp_path / "precious" / "notes.txt").exists()
 
 
 def test_grading_refuses_modules_imported_from_outside_the_checkout(tmp_path):
@@ -179,7 +189,8 @@ def test_notebook_kernels_import_the_checkout_that_runs_them(monkeypatch, tmp_pa
     assert os.environ["PYTHONPATH"] == "/elsewhere", "the process's own environment is restored"
 
 
-def test_check_names_a_graded_test_that_passes_on_the_stubs(tmp_path):
+def _graded_repository(tmp_path) -> Path:
+    """A repository with one graded function (top_k), three graded tests, one of them hidden."""
     root = tmp_path / "repo"
     (root / "task9").mkdir(parents=True)
     (root / "tests").mkdir()
@@ -208,8 +219,13 @@ def test_check_names_a_graded_test_that_passes_on_the_stubs(tmp_path):
         {END_HIDDEN}
         """))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    problems = release.check(root, tmp_path / "student", graded_functions={"task9/sample.py": ["top_k", "score",
-                                                                                                "outer.inner"]})
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    return root
+
+
+def test_check_names_a_graded_test_that_passes_on_the_stubs(tmp_path):
+    root = _graded_repository(tmp_path)
+    problems = release.check(root, tmp_path / "student", graded_functions=SAMPLE_GRADED)
     assert problems == ["passes on the stubs: tests/test_sample.py::test_only_the_argument_check"], problems
     grades = json.loads((tmp_path / "student-grades.json").read_text())
     assert (grades["earned"], grades["possible"]) == (1, 2), "the release's own table: visible tests only"
@@ -227,3 +243,45 @@ def test_solution_blocks_outside_the_task_modules_are_refused(tmp_path):
         (root / rel).write_text(text)
         with pytest.raises(ValueError, match=rel):
             release.audit(root, [rel], graded={})
+
+
+def test_grade_uses_only_the_students_graded_files_and_counts_what_did_not_run(tmp_path):
+    root = _graded_repository(tmp_path)
+    release.build(root, tmp_path / "student", SAMPLE_GRADED)
+    student = tmp_path / "student"
+    # a student who makes everything pass by other means: a root conftest.py and an edited test
+    (student / "conftest.py").write_text(textwrap.dedent("""
+        import pytest
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_makereport(item, call):
+            outcome = yield
+            outcome.get_result().outcome = "passed"
+        """))
+    (student / "tests" / "test_sample.py").write_text("import pytest\n\n@pytest.mark.points(1)\ndef test_top_k_keeps_the_largest():\n    pass\n")
+    grades = release.grade(student, tmp_path / "out" / "grades.json", root, graded_functions=SAMPLE_GRADED)
+    assert {r["nodeid"].split("::")[1]: r["passed"] for r in grades["tests"]} == {
+        "test_top_k_keeps_the_largest": False, "test_only_the_argument_check": True, "test_hidden_top_k_ties": False}
+    assert (grades["earned"], grades["possible"]) == (1, 3)
+    # a module that does not even import: every test of the file still counts, as failed
+    (student / "task9" / "sample.py").write_text("def top_k(:\n")
+    grades = release.grade(student, tmp_path / "out" / "grades.json", root, graded_functions=SAMPLE_GRADED)
+    assert (grades["earned"], grades["possible"], len(grades["tests"])) == (0, 3, 3)
+    # the solution earns everything
+    shutil.copy(root / "task9" / "sample.py", student / "task9" / "sample.py")
+    grades = release.grade(student, tmp_path / "out" / "grades.json", root, graded_functions=SAMPLE_GRADED)
+    assert (grades["earned"], grades["possible"]) == (3, 3)
+
+
+@pytest.mark.parametrize("source, problem", [
+    (f'def f():\n    """Docs.\n\n    {BEGIN}\n    {END}\n    """\n    return 1\n', None),
+    (f"def f():\n    {BEGIN}  # part 1\n    return 1\n    {END}\n", "is not exactly"),
+    (f"def f():\n    {BEGIN}\n    x = 1\n\ndef g():\n    return 2\n    {END}\n", "ends in another function"),
+    (f"def f(a):\n    {BEGIN}\n    b = a + 1\n    {END}\n    return b\n", "reads b, set only inside the block"),
+])
+def test_markers_are_comments_in_one_function_that_leave_nothing_behind(source, problem):
+    if problem is None:
+        assert release.solution_functions(source, "task9/x.py") == [], "marker text in a docstring is not a block"
+    else:
+        with pytest.raises(ValueError, match=problem):
+            release.stub_solutions(source, "task9/x.py")

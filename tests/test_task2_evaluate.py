@@ -48,7 +48,6 @@ def test_batched_greedy_generation_matches_one_prompt_at_a_time(tokenizer, test_
         assert ids == data.prompt_ids(tokenizer, prompt["system"], prompt["question"])
 
 
-@pytest.mark.points(2)
 def test_kl_estimate_is_zero_for_the_reference_and_positive_after_training(tokenizer, test_rows):
     policy = dpo.load_policy(MODEL)
     prompts = ev.evaluation_prompts(test_rows, 6)
@@ -71,7 +70,6 @@ def test_kl_estimate_is_zero_for_the_reference_and_positive_after_training(token
     assert ratios.mean() > 0, "a Monte-Carlo KL(policy || reference) on the policy's own samples is positive on average"
 
 
-@pytest.mark.points(2)
 def test_evaluate_model_rows_and_summary(tokenizer, test_rows):
     policy = dpo.load_policy(MODEL)
     scorer = rm.RewardScorer(rm.load_reward_model(MODEL, tokenizer.pad_token_id), tokenizer)

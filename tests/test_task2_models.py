@@ -79,6 +79,20 @@ def test_sequence_logps_matches_a_brute_force_loop_on_a_grid():
 
 
 @pytest.mark.points(1)
+def test_token_kl_hand_case():
+    # completion token t is predicted at position t - 1: only position 0 counts for row 0, none for row 1
+    policy = torch.tensor([[[0.0, 0.0], [9.0, -9.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    reference = torch.tensor([[[math.log(3.0), 0.0], [-9.0, 9.0]], [[5.0, 0.0], [0.0, 5.0]]])
+    mask = torch.tensor([[0, 1], [0, 0]])
+    # KL((1/2, 1/2) || (3/4, 1/4)) = 1/2 ln(2/3) + 1/2 ln 2 = 1/2 ln(4/3)
+    torch.testing.assert_close(dpo.token_kl(policy, reference, mask), torch.tensor([0.5 * math.log(4 / 3), 0.0]),
+                               msg=lambda m: "sum over completion tokens t of KL(policy || reference) at position "
+                                             "t - 1, exact over the vocabulary\n" + m)
+    assert dpo.token_kl(policy, policy, mask).abs().max() < 1e-6, "a model has no KL to itself"
+
+
+### BEGIN HIDDEN TESTS
+@pytest.mark.points(1)
 def test_token_kl_is_exact_and_zero_for_identical_models():
     torch.manual_seed(0)
     p, q = torch.randn(2, 4, 6), torch.randn(2, 4, 6)
@@ -92,6 +106,7 @@ def test_token_kl_is_exact_and_zero_for_identical_models():
     assert dpo.token_kl(p, p, mask).abs().max() < 1e-6
     with pytest.raises(ValueError, match="policy_logits"):
         dpo.token_kl(p, q[:, :3], mask)
+### END HIDDEN TESTS
 
 
 @pytest.mark.points(1)

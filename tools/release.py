@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import tokenize
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,54 +53,101 @@ _NOT_COPIED = {".git", ".venv", "dist", "runs", "__pycache__", ".pytest_cache", 
 
 
 # --------------------------------------------------------------------------- source transforms
+# Lines are split on "\n" only, as Python's tokenizer counts them (str.splitlines also breaks on
+# form feeds and other characters, which would shift line numbers against the AST).
+def _comment_lines(source: str, path: str) -> dict[int, tuple[str, str]]:
+    """{0-based line: (indentation, comment)} of the comments alone on their line. Comments only:
+    marker text inside a string or docstring is not a marker."""
+    lines = source.split("\n")
+    found = {}
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            row, column = token.start
+            if token.type == tokenize.COMMENT and not lines[row - 1][:column].strip():
+                found[row - 1] = (lines[row - 1][:column], token.string.rstrip())
+    except (tokenize.TokenError, SyntaxError) as error:
+        raise ValueError(f"{path}: does not tokenize ({error})") from error
+    return found
+
+
 def marked_regions(source: str, markers: tuple[str, str], path: str) -> list[tuple[int, int, str]]:
     """[(first line, last line, indentation)] of each marked region, 0-based and inclusive of the
-    marker lines. Raises ValueError naming path:line for an unclosed, unopened or nested marker, or
-    an END whose indentation differs from its BEGIN."""
-    begin, end = (re.compile(rf"^([ \t]*){re.escape(m)}[ \t]*$") for m in markers)
+    marker lines. Raises ValueError naming path:line for an unclosed, unopened or nested marker, an
+    END indented unlike its BEGIN, or a comment that looks like a marker but is not exactly one."""
+    keywords = [" ".join(marker.lstrip("# ").split()).upper() for marker in markers]
     regions, opened = [], None
-    for number, line in enumerate(source.splitlines()):
-        if (match := begin.match(line)) is not None:
+    for number, (indent, comment) in sorted(_comment_lines(source, path).items()):
+        if comment == markers[0]:
             if opened is not None:
                 raise ValueError(f"{path}:{number + 1}: {markers[0]!r} inside the region opened at line {opened[0] + 1}")
-            opened = (number, match.group(1))
-        elif (match := end.match(line)) is not None:
+            opened = (number, indent)
+        elif comment == markers[1]:
             if opened is None:
                 raise ValueError(f"{path}:{number + 1}: {markers[1]!r} without {markers[0]!r}")
-            if match.group(1) != opened[1]:
+            if indent != opened[1]:
                 raise ValueError(f"{path}:{number + 1}: {markers[1]!r} is not indented like its {markers[0]!r} "
                                  f"(line {opened[0] + 1})")
             regions.append((opened[0], number, opened[1]))
             opened = None
+        elif any(" ".join(comment.lstrip("# ").split()).upper().startswith(k) for k in keywords):
+            raise ValueError(f"{path}:{number + 1}: {comment!r} is not exactly {markers[0]!r} or {markers[1]!r}")
     if opened is not None:
         raise ValueError(f"{path}:{opened[0] + 1}: {markers[0]!r} is never closed")
     return regions
 
 
-def _enclosing_functions(tree: ast.AST, line: int) -> str:
-    """Dotted name of the (nested) functions whose bodies hold 1-based ``line``; '' at module level."""
-    names, body = [], tree
+def _enclosing_function(tree: ast.AST, line: int) -> tuple[str, ast.AST | None]:
+    """(dotted name, node) of the innermost function whose body holds 1-based ``line``; ('', None)
+    at module level. Methods are named without their class, as in GRADED."""
+    names, body, function = [], tree, None
     while True:
         inner = [node for node in ast.iter_child_nodes(body)
                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
                  and node.lineno < line <= node.end_lineno]
         if not inner:
-            return ".".join(names)
+            return ".".join(names), function
         body = inner[0]
-        if isinstance(body, ast.ClassDef):  # methods are named without their class, as in GRADED
-            continue
-        names.append(body.name)
+        if not isinstance(body, ast.ClassDef):
+            names.append(body.name)
+            function = body
+
+
+def _names_set_inside_read_after(function: ast.AST, first: int, last: int) -> list[str]:
+    """Names first assigned inside lines (first, last) (1-based) and read after them in ``function``:
+    code after a stubbed block that would need the solution's own variables."""
+    arguments = function.args
+    before = {a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs}
+    before |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
+    inside, after = set(), set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            (before if node.lineno < first else inside if node.lineno <= last else set()).add(node.id)
+        elif isinstance(node, ast.Name) and node.lineno > last:
+            after.add(node.id)
+    return sorted((inside - before) & after)
 
 
 def solution_functions(source: str, path: str) -> list[str]:
-    """Names of the functions that hold a solution block, in file order."""
+    """Names of the functions that hold a solution block, in file order. Each block must sit in one
+    function body and leave nothing after it that reads a variable only the block sets."""
     regions = marked_regions(source, SOLUTION, path)
     tree = _parse(source, path)
+    code_lines = {node.lineno for node in ast.walk(tree) if isinstance(node, ast.stmt)}
     names = []
-    for first, _, _ in regions:
-        name = _enclosing_functions(tree, first + 1)
-        if not name:
+    for first, last, _ in regions:
+        name, function = _enclosing_function(tree, first + 1)
+        if function is None:
             raise ValueError(f"{path}:{first + 1}: a solution block must sit inside a function body")
+        inside = [line for line in code_lines if first + 1 < line < last + 1]
+        if not inside:
+            raise ValueError(f"{path}:{first + 1}: an empty solution block")
+        if _enclosing_function(tree, max(inside))[0] != name:
+            raise ValueError(f"{path}:{last + 1}: the solution block opened at line {first + 1} in {name} "
+                             f"ends in another function")
+        leaking = _names_set_inside_read_after(function, first + 1, last + 1)
+        if leaking:
+            raise ValueError(f"{path}:{last + 1}: code after the solution block of {name} reads "
+                             f"{', '.join(leaking)}, set only inside the block: move that code into the block")
         names.append(name)
     return names
 
@@ -108,20 +156,20 @@ def stub_solutions(source: str, path: str) -> str:
     """``source`` with every solution block (markers included) replaced by one
     ``raise NotImplementedError("<path>: <function> - your code here")`` at the block's indentation."""
     names = solution_functions(source, path)
-    lines = source.splitlines(keepends=True)
+    lines = source.split("\n")
     for (first, last, indent), name in reversed(list(zip(marked_regions(source, SOLUTION, path), names))):
-        lines[first:last + 1] = [f'{indent}raise NotImplementedError("{path}: {name} - your code here")\n']
-    stubbed = "".join(lines)
+        lines[first:last + 1] = [f'{indent}raise NotImplementedError("{path}: {name} - your code here")']
+    stubbed = "\n".join(lines)
     _parse(stubbed, path, "stubbing its solutions")
     return stubbed
 
 
 def strip_hidden_tests(source: str, path: str) -> str:
     """``source`` without its hidden-test regions (markers included)."""
-    lines = source.splitlines(keepends=True)
+    lines = source.split("\n")
     for first, last, _ in reversed(marked_regions(source, HIDDEN_TESTS, path)):
         del lines[first:last + 1]
-    stripped = "".join(lines)
+    stripped = "\n".join(lines)
     _parse(stripped, path, "removing its hidden tests")
     return stripped
 
@@ -136,16 +184,24 @@ def _parse(source: str, path: str, after: str = "") -> ast.Module:
 
 # --------------------------------------------------------------------------- the release
 def repository_files(root: Path) -> list[str]:
-    """Tracked files plus new files git does not ignore (so an uncommitted module is not forgotten)."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=root,
-                            check=True, capture_output=True, text=True).stdout
-    return sorted(p for p in set(listed.split("\0")) if p and (root / p).is_file()
-                  and not set(Path(p).parts) & _NOT_COPIED)
+    """The files git tracks (a scratch file beside them, say an old solution copy, never ships);
+    untracked files git does not ignore are named on stderr, as they are left out."""
+    def git_files(*flags):
+        listed = subprocess.run(["git", "ls-files", *flags, "-z"], cwd=root, check=True, capture_output=True,
+                                text=True).stdout
+        return sorted(p for p in set(listed.split("\0")) if p and (root / p).is_file()
+                      and not set(Path(p).parts) & _NOT_COPIED)
+
+    untracked = git_files("--others", "--exclude-standard")
+    if untracked:
+        print(f"left out (not tracked by git): {', '.join(untracked)}", file=sys.stderr)
+    return git_files("--cached")
 
 
 def _notebook_has_solution_block(path: Path) -> bool:
+    """Line by line, not tokenized: cells may hold IPython syntax (``%magic``, ``!shell``)."""
     cells = json.loads(path.read_text()).get("cells", [])
-    return any(marked_regions("".join(cell.get("source", "")), SOLUTION, str(path)) for cell in cells)
+    return any(line.strip() in SOLUTION for cell in cells for line in "".join(cell.get("source", "")).split("\n"))
 
 
 def audit(root: Path, files: list[str], graded: dict[str, list[str]] = GRADED) -> dict[str, list[str]]:
@@ -179,7 +235,11 @@ def build(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, graded: dict[str, l
         raise ValueError(f"{root} is itself a student release; build from the instructors' repository")
     files = repository_files(root)
     graded = audit(root, files, graded)
+    if dest.resolve() == root.resolve() or root.resolve().is_relative_to(dest.resolve()):
+        raise ValueError(f"dest={dest} would hold the repository itself; choose a folder such as {DEFAULT_DEST}")
     if dest.exists():
+        if any(dest.iterdir()) and not (dest / RELEASE_STAMP).exists():
+            raise ValueError(f"dest={dest} is not empty and not an earlier release: refusing to replace it")
         shutil.rmtree(dest)
     hidden = 0
     for rel in files:
@@ -200,14 +260,16 @@ def build(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, graded: dict[str, l
 
 
 # --------------------------------------------------------------------------- grading
-def run_graded_tests(checkout: Path, grades_json: Path, tests: list[str] | None = None,
-                     quiet: bool = True) -> dict:
+def run_graded_tests(checkout: Path, grades_json: Path, tests: list[str] | None = None, quiet: bool = True,
+                     collect_only: bool = False) -> dict:
     """``make grade``'s pytest run (graded tests only) in ``checkout`` with this interpreter, importing
-    the checkout's own modules (PYTHONPATH; tests/conftest.py refuses any other). ``quiet``: no
-    failure reports, output kept back unless pytest could not run. Returns grades.json's content."""
+    the checkout's own modules (PYTHONPATH; tests/conftest.py refuses any other). A test file that
+    fails to import is reported and the others still run. ``quiet``: no failure reports, output
+    kept back unless pytest could not run. Returns grades.json's content."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "pytest", "-m", "points", "-p", "no:cacheprovider",
-               f"--grades-json={grades_json}", *(["-q", "--tb=no", "-rN"] if quiet else []), *(tests or [])]
+    command = [sys.executable, "-m", "pytest", "-m", "points", "-p", "no:cacheprovider", "--continue-on-collection-errors",
+               f"--grades-json={grades_json}", *(["-q", "--tb=no", "-rN"] if quiet else []),
+               *(["--collect-only"] if collect_only else []), *(tests or [])]
     result = subprocess.run(command, cwd=checkout, env=env, capture_output=quiet, text=True)
     if result.returncode not in _TESTS_RAN or not grades_json.exists():
         raise RuntimeError(f"pytest in {checkout} did not run the tests (exit {result.returncode})"
@@ -215,28 +277,39 @@ def run_graded_tests(checkout: Path, grades_json: Path, tests: list[str] | None 
     return json.loads(grades_json.read_text())
 
 
+def graded_tests(root: Path) -> dict[str, float]:
+    """{node id: points} of ``root``'s graded tests (collection only)."""
+    with tempfile.TemporaryDirectory(prefix="pa5-collect-") as scratch:
+        rows = run_graded_tests(root, Path(scratch) / "grades.json", collect_only=True)["tests"]
+    return {row["nodeid"]: row["points"] for row in rows}
+
+
 def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, tests: list[str] | None = None,
-          quiet: bool = True) -> dict:
-    """Grade a student's ``checkout`` with ``root``'s tests, hidden ones included: a copy of the
-    checkout gets ``root``'s tests/ and pyproject.toml (what students cannot change), then runs."""
+          quiet: bool = True, graded_functions: dict[str, list[str]] = GRADED) -> dict:
+    """Grade a student's ``checkout`` with ``root``'s tests, hidden ones included.
+
+    The tests run in a scratch copy of ``root`` (its tests, conftest, pyproject and every given
+    module) in which only the graded files come from the checkout: nothing else a student changed
+    (a conftest.py, pytest.ini, an edited test) takes part. Every graded test of ``root`` (or of
+    ``tests``) counts; one that did not run - its file failed to import, say - counts as failed."""
+    missing = [rel for rel in graded_functions if not (checkout / rel).is_file()]
+    if missing:
+        raise ValueError(f"{checkout} lacks the graded files {', '.join(missing)}")
+    expected = graded_tests(root)
+    if tests is not None:
+        expected = {nodeid: points for nodeid, points in expected.items() if nodeid in set(tests)}
     with tempfile.TemporaryDirectory(prefix="pa5-grade-") as scratch:
         copy = Path(scratch) / "checkout"
-        shutil.copytree(checkout, copy, ignore=lambda _, names: [n for n in names if n in _NOT_COPIED])
-        shutil.rmtree(copy / "tests", ignore_errors=True)
-        shutil.copytree(root / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy2(root / "pyproject.toml", copy / "pyproject.toml")
-        grades = run_graded_tests(copy, Path(scratch) / "grades.json", tests, quiet)
+        for rel in repository_files(root):
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2((checkout if rel in graded_functions else root) / rel, copy / rel)
+        ran = {row["nodeid"]: row for row in run_graded_tests(copy, Path(scratch) / "grades.json", tests, quiet)["tests"]}
+    rows = [ran.get(nodeid, {"nodeid": nodeid, "points": points, "passed": False}) for nodeid, points in expected.items()]
+    grades = {"earned": sum(r["points"] for r in rows if r["passed"]), "possible": sum(r["points"] for r in rows),
+              "tests": rows}
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(grades, indent=2))
     return grades
-
-
-def collect_graded(root: Path) -> list[str]:
-    """Node ids of the graded tests in ``root`` (collection only)."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "-m", "points", "-p", "no:cacheprovider",
-                             "--collect-only", "-q"], cwd=root, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"collecting {root}'s tests failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
-    return [line for line in result.stdout.splitlines() if "::" in line]
 
 
 def check(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, solutions: Path | None = None,
@@ -250,7 +323,7 @@ def check(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, solutions: Path | N
         graded = [row["nodeid"] for row in solved["tests"]]
         problems += [f"fails on the solutions: {row['nodeid']}" for row in solved["tests"] if not row["passed"]]
     else:
-        graded = collect_graded(root)
+        graded = list(graded_tests(root))
     summary = build(root, dest, graded_functions)
     print(f"built {summary['dest']}: {summary['files']} files, {summary['stubbed']} functions stubbed, "
           f"{summary['hidden_regions']} hidden-test regions removed", flush=True)
@@ -262,7 +335,8 @@ def check(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, solutions: Path | N
           f"{len(visible)} visible graded tests", flush=True)
     rows = student["tests"]
     if hidden:
-        hidden_grades = grade(dest, dest.parent / "hidden-grades.json", root, hidden)
+        hidden_grades = grade(dest, dest.parent / "hidden-grades.json", root, hidden,
+                              graded_functions=graded_functions)
         hidden_rows = [row for row in hidden_grades["tests"] if row["nodeid"] in set(hidden)]
         rows += hidden_rows
         print(f"hidden tests on the stubs: {sum(r['points'] for r in hidden_rows if r['passed']):g} / "
