@@ -89,12 +89,23 @@ def test_bad_input_raises_value_error(call, argument):
         call()
 
 
-@pytest.mark.points(1)
-def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources():
+def _two_model_usae():
+    """A seeded USAE over models a (6-d) and b (4-d) in train mode, and a batch of 16 rows."""
     torch.manual_seed(0)
     usae = U.UniversalSAE({"a": 6, "b": 4}, nb_concepts=12, top_k=3)
     batch = {"a": torch.randn(16, 6), "b": torch.randn(16, 4)}
-    usae.train()
+    return usae.train(), batch
+
+
+def _moved_models(usae, before: dict[str, torch.Tensor]) -> set[str]:
+    """Models with a parameter changed since ``before`` - with a tolerance, as renormalising a unit
+    atom again changes it by float rounding only."""
+    return {n.split(".")[1] for n, p in usae.named_parameters() if (before[n] - p).abs().max() > 1e-6}
+
+
+@pytest.mark.points(1)
+def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources():
+    usae, batch = _two_model_usae()
     for name in usae.names:  # overcomplete renormalises atoms in place on first use in train mode
         usae.dictionary(name)
     optimizers = {n: torch.optim.SGD(usae.sae(n).parameters(), lr=0.1) for n in usae.names}
@@ -102,7 +113,7 @@ def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources():
     before = {n: p.detach().clone() for n, p in usae.named_parameters()}
     assert U.usae_step(usae, optimizers, batch, ["b"], cross_weight=2.0) == pytest.approx(expected, rel=1e-6), \
         "usae_step returns the loss it stepped on: usae_loss for each source, summed"
-    moved = {n.split(".")[1] for n, p in usae.named_parameters() if (before[n] - p).abs().max() > 1e-6}
+    moved = _moved_models(usae, before)
     assert moved == {"b"}, f"only the sources' optimisers step (model a's decoder has a gradient too), moved: {moved}"
     with pytest.raises(ValueError, match="sources"):
         U.usae_step(usae, optimizers, batch, ["c"])
@@ -110,10 +121,7 @@ def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources():
 
 @pytest.mark.points(2)
 def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model():
-    torch.manual_seed(0)
-    usae = U.UniversalSAE({"a": 6, "b": 4}, nb_concepts=12, top_k=3)
-    batch = {"a": torch.randn(16, 6), "b": torch.randn(16, 4)}
-    usae.train()
+    usae, batch = _two_model_usae()
     loss, errors = U.usae_loss(usae, batch, "a")
     _, codes = usae.encode("a", batch["a"])
     expected = sum(((batch[t] - usae.decode(t, codes)) ** 2).mean() for t in ("a", "b"))
@@ -123,8 +131,7 @@ def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model(
         usae.dictionary(name)
     before = {n: p.detach().clone() for n, p in usae.named_parameters()}
     U.train_usae(usae, batch, epochs=1, batch_size=16, lr=1e-2, schedule="paper", seed=3, monitor_rows=16)
-    # (renormalising a unit atom again changes it by float rounding only: compare with a tolerance)
-    moved = {n.split(".")[1] for n, p in usae.named_parameters() if (before[n] - p).abs().max() > 1e-6}
+    moved = _moved_models(usae, before)
     assert len(moved) == 1, f"the paper's schedule steps only the chosen model's SAE, moved: {moved}"
     U.train_usae(usae, batch, epochs=1, batch_size=16, lr=1e-2, schedule="course", monitor_rows=16)
     after = {n: p.detach().clone() for n, p in usae.named_parameters()}

@@ -49,7 +49,6 @@ GRADED = {
 
 # What a pytest run may return when tests ran: 0 all passed, 1 some failed.
 _TESTS_RAN = (0, 1)
-_NOT_COPIED = {".git", ".venv", "dist", "runs", "__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
 
 # --------------------------------------------------------------------------- source transforms
@@ -189,8 +188,7 @@ def repository_files(root: Path) -> list[str]:
     def git_files(*flags):
         listed = subprocess.run(["git", "ls-files", *flags, "-z"], cwd=root, check=True, capture_output=True,
                                 text=True).stdout
-        return sorted(p for p in set(listed.split("\0")) if p and (root / p).is_file()
-                      and not set(Path(p).parts) & _NOT_COPIED)
+        return sorted(p for p in set(listed.split("\0")) if p and (root / p).is_file())
 
     untracked = git_files("--others", "--exclude-standard")
     if untracked:
@@ -284,20 +282,20 @@ def graded_tests(root: Path) -> dict[str, float]:
     return {row["nodeid"]: row["points"] for row in rows}
 
 
-def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, tests: list[str] | None = None,
+def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str, float] | None = None,
           quiet: bool = True, graded_functions: dict[str, list[str]] = GRADED) -> dict:
     """Grade a student's ``checkout`` with ``root``'s tests, hidden ones included.
 
     The tests run in a scratch copy of ``root`` (its tests, conftest, pyproject and every given
     module) in which only the graded files come from the checkout: nothing else a student changed
-    (a conftest.py, pytest.ini, an edited test) takes part. Every graded test of ``root`` (or of
-    ``tests``) counts; one that did not run - its file failed to import, say - counts as failed."""
+    (a conftest.py, pytest.ini, an edited test) takes part. Every test of ``expected`` ({node id:
+    points}; default: every graded test of ``root``) counts; one that did not run - its file failed
+    to import, say - counts as failed."""
     missing = [rel for rel in graded_functions if not (checkout / rel).is_file()]
     if missing:
         raise ValueError(f"{checkout} lacks the graded files {', '.join(missing)}")
-    expected = graded_tests(root)
-    if tests is not None:
-        expected = {nodeid: points for nodeid, points in expected.items() if nodeid in set(tests)}
+    tests = None if expected is None else list(expected)
+    expected = graded_tests(root) if expected is None else expected
     with tempfile.TemporaryDirectory(prefix="pa5-grade-") as scratch:
         copy = Path(scratch) / "checkout"
         for rel in repository_files(root):
@@ -320,24 +318,23 @@ def check(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, solutions: Path | N
     problems = []
     if solutions is not None:
         solved = json.loads(solutions.read_text())
-        graded = [row["nodeid"] for row in solved["tests"]]
+        graded = {row["nodeid"]: row["points"] for row in solved["tests"]}
         problems += [f"fails on the solutions: {row['nodeid']}" for row in solved["tests"] if not row["passed"]]
     else:
-        graded = list(graded_tests(root))
+        graded = graded_tests(root)
     summary = build(root, dest, graded_functions)
     print(f"built {summary['dest']}: {summary['files']} files, {summary['stubbed']} functions stubbed, "
           f"{summary['hidden_regions']} hidden-test regions removed", flush=True)
     student = run_graded_tests(dest, dest.parent / "student-grades.json")  # kept out of the release
     visible = {row["nodeid"] for row in student["tests"]}
-    hidden = [nodeid for nodeid in graded if nodeid not in visible]
+    hidden = {nodeid: points for nodeid, points in graded.items() if nodeid not in visible}
     problems += [f"in the release but not graded on the solutions: {n}" for n in sorted(visible - set(graded))]
     print(f"student release: {student['earned']:g} / {student['possible']:g} points on "
           f"{len(visible)} visible graded tests", flush=True)
     rows = student["tests"]
     if hidden:
-        hidden_grades = grade(dest, dest.parent / "hidden-grades.json", root, hidden,
-                              graded_functions=graded_functions)
-        hidden_rows = [row for row in hidden_grades["tests"] if row["nodeid"] in set(hidden)]
+        hidden_rows = grade(dest, dest.parent / "hidden-grades.json", root, hidden,
+                            graded_functions=graded_functions)["tests"]
         rows += hidden_rows
         print(f"hidden tests on the stubs: {sum(r['points'] for r in hidden_rows if r['passed']):g} / "
               f"{sum(r['points'] for r in hidden_rows):g} points on {len(hidden_rows)} graded tests", flush=True)
