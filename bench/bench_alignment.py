@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import tempfile
 import time
 
@@ -36,7 +37,8 @@ from pa5 import hub, task_profile
 from pa5.runtime import seed_everything
 from task2 import data, dpo
 from task2 import reward_model as rm
-from task2.training import lora_config
+from task2.config import DPOConfig, GRPOConfig, LoRAConfig, RewardModelConfig
+from task2.training import peft_lora_config
 
 try:
     from bench.bench_decoding import SMOLLM2_135M
@@ -56,7 +58,7 @@ def seconds(fn) -> float:
 
 
 def ours_reward_model(model, pairs, pad, steps, batch):
-    return seconds(lambda: rm.train_reward_model(model, pairs, pad, steps, batch, LR))
+    return seconds(lambda: rm.train_reward_model(model, pairs, pad, RewardModelConfig(steps=steps, batch_size=batch, lr=LR)))
 
 
 def trl_reward_model(model, rows, tokenizer, steps, batch):
@@ -70,7 +72,7 @@ def trl_reward_model(model, rows, tokenizer, steps, batch):
 
 
 def ours_dpo(model, pairs, pad, steps, batch):
-    return seconds(lambda: dpo.train_dpo(model, pairs, pad, BETA, steps, batch, LR))
+    return seconds(lambda: dpo.train_dpo(model, pairs, pad, DPOConfig(steps=steps, batch_size=batch, lr=LR, beta=BETA)))
 
 
 def trl_dpo(model, rows, tokenizer, steps, batch):
@@ -85,15 +87,17 @@ def trl_dpo(model, rows, tokenizer, steps, batch):
 
 def ours_grpo(policy, tokenizer, prompts, steps, group_size, completion_length):
     from task2 import grpo
-    config = grpo.GRPOConfig(steps=steps, prompts_per_step=len(prompts), group_size=group_size, lr=LR,
-                             max_new_tokens=completion_length, kl_every=0)
+    config = GRPOConfig(steps=steps, prompts_per_step=len(prompts), group_size=group_size, lr=LR,
+                        max_new_tokens=completion_length, kl_every=0)
     history = []
-    elapsed = seconds(lambda: history.extend(grpo.train_grpo(policy, tokenizer, prompts, characters_reward, config)))
+    reward = functools.partial(characters_reward, tokenizer=tokenizer)
+    elapsed = seconds(lambda: history.extend(grpo.train_grpo(policy, tokenizer, prompts, reward, config)))
     return elapsed, sum(h["length"] for h in history) / len(history)
 
 
-def characters_reward(questions, responses):
-    return torch.tensor([len(r) / 100 for r in responses])
+def characters_reward(prompts, completions, tokenizer=None):
+    """The same cheap reward in both: characters / 100 of the decoded completion."""
+    return torch.tensor([len(tokenizer.decode(c, skip_special_tokens=True)) / 100 for c in completions])
 
 
 def trl_grpo(policy, tokenizer, prompts, steps, group_size, completion_length):
@@ -127,7 +131,7 @@ def bench_grpo(tokenizer, rows, args) -> None:
         for _ in range(args.repeats):
             for label, run in (("ours", ours_grpo), ("TRL", trl_grpo)):
                 torch.manual_seed(0)
-                fresh = get_peft_model(copy.deepcopy(base), lora_config("CAUSAL_LM", 8, 32))
+                fresh = get_peft_model(copy.deepcopy(base), peft_lora_config("CAUSAL_LM", LoRAConfig()))
                 elapsed, length = run(fresh, tokenizer, prompts, args.steps, args.group_size, args.completion_length)
                 best[label] = min(best[label], (elapsed / args.steps, length))
         (ours_s, ours_len), (trl_s, trl_len) = best["ours"], best["TRL"]
@@ -171,10 +175,10 @@ def main() -> None:
             best_ours = best_trl = float("inf")
             for _ in range(args.repeats):
                 torch.manual_seed(0)
-                fresh = get_peft_model(copy.deepcopy(base), lora_config(task_type, 8, 32))
+                fresh = get_peft_model(copy.deepcopy(base), peft_lora_config(task_type, LoRAConfig()))
                 best_ours = min(best_ours, ours(fresh, pairs, pad, args.steps, batch) / args.steps)
                 torch.manual_seed(0)
-                fresh = get_peft_model(copy.deepcopy(base), lora_config(task_type, 8, 32))
+                fresh = get_peft_model(copy.deepcopy(base), peft_lora_config(task_type, LoRAConfig()))
                 best_trl = min(best_trl, theirs(fresh, used, tokenizer, args.steps, batch) / args.steps)
             print(f"| {name} | {batch} | {trainer_name} | {best_ours:.3f} | {best_trl:.3f} | "
                   f"{best_ours / best_trl:.2f}x |", flush=True)

@@ -12,6 +12,7 @@ separately). Runs alternate (SAE, USAE, ...) in one process; the best of ``--rep
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -25,8 +26,8 @@ def sae_epoch(features: torch.Tensor, config) -> float:
     from torch.utils.data import DataLoader, TensorDataset
 
     sae = U.make_sae(features.shape[1], config.nb_concepts, config.top_k)
-    loader = DataLoader(TensorDataset(features), batch_size=config.sae_batch_size, shuffle=True, drop_last=True)
-    optimizer = torch.optim.AdamW(sae.parameters(), lr=config.sae_lr, weight_decay=1e-5)
+    loader = DataLoader(TensorDataset(features), batch_size=config.batch_size, shuffle=True, drop_last=True)
+    optimizer = torch.optim.AdamW(sae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     started = time.perf_counter()
     train_sae(sae, loader, lambda x, x_hat, *_: ((x - x_hat) ** 2).mean(), optimizer, nb_epochs=1, monitoring=0)
     return time.perf_counter() - started
@@ -35,7 +36,7 @@ def sae_epoch(features: torch.Tensor, config) -> float:
 def usae_epoch(features: dict[str, torch.Tensor], config, monitor_rows: int) -> float:
     usae = U.UniversalSAE({k: v.shape[1] for k, v in features.items()}, config.nb_concepts, config.top_k)
     started = time.perf_counter()
-    U.train_usae(usae, features, 1, config.sae_batch_size, lr=config.sae_lr, monitor_rows=monitor_rows)
+    U.train_usae(usae, features, dataclasses.replace(config, epochs=1), monitor_rows=monitor_rows)
     return time.perf_counter() - started
 
 
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images", type=int, default=5000)
     args = parser.parse_args()
-    config = task_profile("task3", "tiny")
+    config = task_profile("task3", "tiny").sae
     torch.manual_seed(0)
     features = {"resnet50": torch.randn(args.images, 2048), "mobilenet_v3_large": torch.randn(args.images, 1280)}
     best = {"sae": float("inf"), "usae": float("inf"), "usae_monitored": float("inf")}
@@ -54,7 +55,7 @@ def main() -> None:
         best["usae"] = min(best["usae"], usae_epoch(features, config, monitor_rows=2))
         best["usae_monitored"] = min(best["usae_monitored"], usae_epoch(features, config, monitor_rows=2000))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.images} images, "
-          f"{config.nb_concepts} concepts, k {config.top_k}, batch {config.sae_batch_size}, best of {args.repeats}\n")
+          f"{config.nb_concepts} concepts, k {config.top_k}, batch {config.batch_size}, best of {args.repeats}\n")
     print("| trainer | s/epoch | / one SAE |\n|---|---|---|")
     print(f"| overcomplete TopKSAE + train_sae (2048-d) | {best['sae']:.2f} | 1.00x |")
     print(f"| our USAE, 2 models (paper schedule) | {best['usae']:.2f} | {best['usae'] / best['sae']:.2f}x |")

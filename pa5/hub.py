@@ -14,35 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
+from pa5.assets import ASSETS, CIFAR100, STANDIN_PREFIX, asset
 from pa5.paths import cache_dir
-from pa5.profile import STANDIN_PREFIX
 
 
 class AssetUnavailableError(RuntimeError):
     """A full-profile asset could not be loaded from the network or the local caches."""
 
 
-@dataclass(frozen=True)
-class Asset:
-    ref: str  # hub repo id, or torchvision dataset / weights name
-    kind: str  # "hf-causal-lm" | "hf-classifier" | "hf-dataset" | "torchvision-dataset" | "torchvision-weights"
-    what: str  # what the course uses it for
-
-
-ASSETS: dict[str, Asset] = {
-    a.ref: a
-    for a in (
-        Asset("HuggingFaceTB/SmolLM2-135M-Instruct", "hf-causal-lm", "the policy / base model (tasks 1, 2)"),
-        Asset("OpenAssistant/reward-model-deberta-v3-large-v2", "hf-classifier", "task 1's quality score"),
-        Asset("Intel/orca_dpo_pairs", "hf-dataset", "task 2's preference data"),
-        Asset("cifar100", "torchvision-dataset", "task 3's images"),
-        Asset("ResNet50_Weights.IMAGENET1K_V2", "torchvision-weights", "task 3's ResNet50"),
-        Asset("MobileNet_V3_Large_Weights.IMAGENET1K_V2", "torchvision-weights", "task 3's MobileNetV3-Large"),
-    )
-}
 _CACHE_VARIABLE = {"hf-causal-lm": "HF_HOME", "hf-classifier": "HF_HOME", "hf-dataset": "HF_HOME",
                    "torchvision-dataset": "PA5_DATA", "torchvision-weights": "TORCH_HOME"}
 
@@ -55,12 +36,6 @@ def offline() -> bool:
 def data_dir() -> Path:
     """Where torchvision datasets are stored: ``$PA5_DATA`` or ``<pa5 cache>/data``."""
     return Path(os.environ.get("PA5_DATA", cache_dir() / "data")).expanduser()
-
-
-def asset(ref: str) -> Asset:
-    if ref not in ASSETS:
-        raise ValueError(f"asset {ref!r} is unknown; allowed: {', '.join(ASSETS)}")
-    return ASSETS[ref]
 
 
 def unavailable(ref: str, cause: BaseException | str) -> AssetUnavailableError:
@@ -124,7 +99,7 @@ def _standin(ref: str) -> Path:
 # ---------------------------------------------------------------- torchvision
 
 
-def cifar100(train: bool, transform=None, root: str | Path | None = None, ref: str = "cifar100"):
+def cifar100(train: bool, transform=None, root: str | Path | None = None, ref: str = CIFAR100):
     """torchvision's ``CIFAR100`` (real data, md5-checked), downloaded unless offline.
 
     ``ref="standin:cifar100"`` reads the synthetic files through the same class (md5 check skipped).
@@ -140,7 +115,7 @@ def cifar100(train: bool, transform=None, root: str | Path | None = None, ref: s
     try:
         return torchvision.datasets.CIFAR100(root, train=train, transform=transform, download=not offline())
     except (OSError, RuntimeError) as e:  # RuntimeError: "Dataset not found or corrupted"
-        raise unavailable("cifar100", e) from e
+        raise unavailable(CIFAR100, e) from e
 
 
 def _weights(ref: str):
@@ -189,7 +164,7 @@ def ensure_available(refs) -> None:
                 huggingface_hub.snapshot_download(ref, repo_type="dataset" if is_data else "model",
                                                   allow_patterns=["README.md" if is_data else "config.json"])
             else:
-                path = data_dir() / "cifar-100-python" if ref == "cifar100" else _weights_file(ref)
+                path = data_dir() / "cifar-100-python" if ref == CIFAR100 else _weights_file(ref)
                 if path.exists():
                     continue
                 if offline():
@@ -203,7 +178,7 @@ def ensure_available(refs) -> None:
 def torchvision_url(ref: str) -> str:
     import torchvision
 
-    if ref == "cifar100":
+    if ref == CIFAR100:
         return torchvision.datasets.CIFAR100.url
     return _weights(ref).url
 

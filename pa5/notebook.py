@@ -59,7 +59,7 @@ def setup(task: str, profile: str | None = None, seed: int = 0) -> Session:
     if name == "full":
         if device.type != "cuda":
             warnings.warn("The full profile is meant for a CUDA GPU; on this CPU it will be very slow.")
-        hub.ensure_available(config.hub_assets())
+        hub.ensure_available(config.assets())
     return session
 
 

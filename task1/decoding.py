@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 
 import torch
+
+from pa5.checks import check_int, check_number, is_int
+from pa5.llm import position_ids
 
 # --------------------------------------------------------------------------- input checks and the model
 
@@ -25,10 +27,9 @@ def _check_inputs(input_ids: torch.Tensor, max_new_tokens: int, attention_mask: 
         got = (f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, torch.Tensor)
                else type(input_ids).__name__)
         raise ValueError(f"input_ids must be a non-empty integer [B, L] tensor, got {got}")
-    if not _is_int(max_new_tokens) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    check_int("max_new_tokens", max_new_tokens, 0)
     for name, token in (("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
-        if token is not None and not _is_int(token):
+        if token is not None and not is_int(token):
             raise ValueError(f"{name} must be None or one int token id, got {token!r}")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
@@ -41,14 +42,6 @@ def _check_inputs(input_ids: torch.Tensor, max_new_tokens: int, attention_mask: 
     return attention_mask.long(), pad_token_id if pad_token_id is not None else eos_token_id
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_positive_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
 def _inference(fn):
     """Run ``fn`` under ``torch.inference_mode`` (cheaper than no_grad per op) and return ordinary
     tensors, so results can feed a later forward pass that tracks gradients (as generate's can)."""
@@ -58,12 +51,6 @@ def _inference(fn):
             out = fn(*args, **kwargs)
         return tuple(t.clone() for t in out) if isinstance(out, tuple) else out.clone()
     return wrapper
-
-
-def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids 0, 1, ... from each sequence's first real token, as generate gives the model;
-    padding positions get 1 (generate uses another filler there; they are masked either way)."""
-    return (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,7 +68,7 @@ def _forward(model, tokens: torch.Tensor, attention_mask: torch.Tensor, cache):
     """
     cache_keyword, can_keep_last = _forward_arguments(type(model))
     extra = {"logits_to_keep": 1} if can_keep_last else {}
-    out = model(input_ids=tokens, attention_mask=attention_mask, position_ids=_positions(attention_mask)[:, -tokens.shape[1]:],
+    out = model(input_ids=tokens, attention_mask=attention_mask, position_ids=position_ids(attention_mask)[:, -tokens.shape[1]:],
                 use_cache=True, **{cache_keyword: cache}, **extra)
     return out.logits[:, -1].float(), out[cache_keyword]
 
@@ -94,10 +81,8 @@ def top_k_filter(logits: torch.Tensor, k: int, min_tokens_to_keep: int = 1) -> t
 
     Ties with the k-th largest value are all kept (as ``TopKLogitsWarper``). logits: [..., V].
     """
-    if not _is_int(k) or k < 0:
-        raise ValueError(f"k must be an int >= 0, got {k!r}")
-    if not _is_int(min_tokens_to_keep) or min_tokens_to_keep < 1:
-        raise ValueError(f"min_tokens_to_keep must be an int >= 1, got {min_tokens_to_keep!r}")
+    check_int("k", k, 0)
+    check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
     ### BEGIN SOLUTION
     k = min(max(k, min_tokens_to_keep), logits.shape[-1])
     kth_largest = torch.topk(logits, k).values[..., -1:]
@@ -112,10 +97,8 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
     Identical to ``TopPLogitsWarper``: tokens are removed from the least likely end while the mass
     removed so far stays <= 1 - p. logits: [B, V].
     """
-    if not _is_positive_number(p) or p > 1:
-        raise ValueError(f"p must be in (0, 1], got {p!r}")
-    if not _is_int(min_tokens_to_keep) or min_tokens_to_keep < 1:
-        raise ValueError(f"min_tokens_to_keep must be an int >= 1, got {min_tokens_to_keep!r}")
+    check_number("p", p, 0, 1, low_open=True)
+    check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
     ### BEGIN SOLUTION
     ascending, order = torch.sort(logits, descending=False)
     mass_below = ascending.softmax(dim=-1).cumsum(dim=-1)
@@ -178,12 +161,11 @@ def sample(model, input_ids: torch.LongTensor, max_new_tokens: int, *, temperatu
     None or 0 and ``top_p`` None or 1 switch those filters off. Same ``torch.manual_seed`` -> same
     tokens as generate. Shapes as in :func:`greedy_search`.
     """
-    if not _is_positive_number(temperature):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if top_k is not None and (not _is_int(top_k) or top_k < 0):
-        raise ValueError(f"top_k must be None or an int >= 0, got {top_k!r}")
-    if top_p is not None and (not _is_positive_number(top_p) or top_p > 1):
-        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+    check_number("temperature", temperature, 0, low_open=True)
+    if top_k is not None:
+        check_int("top_k", top_k, 0)
+    if top_p is not None:
+        check_number("top_p", top_p, 0, 1, low_open=True)
 
     ### BEGIN SOLUTION
     def choose(logits: torch.Tensor) -> torch.Tensor:
@@ -228,14 +210,11 @@ def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_toke
     """
     attention_mask, pad_token_id = _check_inputs(input_ids, max_new_tokens, attention_mask, eos_token_id,
                                                  pad_token_id)
-    if not _is_int(num_beams) or num_beams < 1:
-        raise ValueError(f"num_beams must be an int >= 1, got {num_beams!r}")
-    if not _is_int(num_return_sequences) or not 1 <= num_return_sequences <= num_beams:
-        raise ValueError(f"num_return_sequences must be in [1, num_beams={num_beams}], got {num_return_sequences!r}")
+    check_int("num_beams", num_beams, 1)
+    check_int("num_return_sequences", num_return_sequences, 1, num_beams)  # at most num_beams
     if not (early_stopping is True or early_stopping is False or early_stopping == "never"):
         raise ValueError(f"early_stopping must be False, True or 'never', got {early_stopping!r}")
-    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) or not math.isfinite(length_penalty):
-        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
+    check_number("length_penalty", length_penalty)
     batch, prompt_len = input_ids.shape
     if max_new_tokens == 0:
         return (input_ids.repeat_interleave(num_return_sequences, dim=0),

@@ -7,7 +7,7 @@ from collections import Counter
 
 import torch
 
-from pa5.profile import STANDIN_PREFIX
+from pa5.judge import judge
 
 
 def words(text: str) -> list[str]:
@@ -81,17 +81,15 @@ def self_bleu(texts: list[str], max_n: int = 4) -> float:
 class QualityScorer:
     """``scorer(prompts, responses) -> list[float]``, higher is better.
 
-    * full: OpenAssistant/reward-model-deberta-v3-large-v2 on "Question: {prompt}\\nAnswer: {response}"
-      (as the original course did): an unbounded scalar reward.
-    * tiny (``standin:judge``): the stand-ins' gold judge: 1.0 when the response shows the gold
-      behaviour for its prompt family, else 0.0.
+    * a reward model (full: OpenAssistant/reward-model-deberta-v3-large-v2) on
+      "Question: {prompt}\\nAnswer: {response}" (as the original course did): an unbounded scalar;
+    * ``quality_model=None`` (tiny): the gold judge (``pa5.judge``): 1.0 when the response shows the
+      gold behaviour for its prompt family, else 0.0.
     """
 
-    def __init__(self, quality_model: str, device: str | torch.device = "cpu", batch_size: int = 16):
-        self.name, self.device, self.batch_size = quality_model, torch.device(device), batch_size
-        if quality_model.startswith(STANDIN_PREFIX):
-            from pa5.standins.judge import judge
-
+    def __init__(self, quality_model: str | None, device: str | torch.device = "cpu", batch_size: int = 16):
+        self.name, self.device, self.batch_size = quality_model or "gold judge", torch.device(device), batch_size
+        if quality_model is None:
             self._judge = judge
         else:
             from transformers import AutoModelForSequenceClassification, AutoTokenizer

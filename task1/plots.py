@@ -1,4 +1,4 @@
-"""Figures of the decoding notebook (saved under runs/task1/ and shown)."""
+"""Figures of the decoding notebook, each saved under runs/task1/ and shown."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+from pa5.plotting import save_and_show
 from task1.decoding import top_k_filter, top_p_filter
 
 
@@ -24,8 +25,7 @@ def next_token_distribution(probs: torch.Tensor, labels: list[str], top_k: int, 
     ax.set_ylabel("p(next token)")
     ax.set_title(f"kept by top-k={top_k} and top-p={top_p} (purple), top-k only (blue), top-p only (orange)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return fig
+    save_and_show(fig, path)
 
 
 def quality_diversity(table, path: Path):
@@ -49,5 +49,4 @@ def quality_diversity(table, path: Path):
     for ax in axes:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return fig
+    save_and_show(fig, path)

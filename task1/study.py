@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from pa5 import hub
+from pa5.llm import encode_prompts, entropy
+from task1.config import COURSE, COURSE_PROMPTS, StudyConfig, Task1Profile
 from task1.decoding import beam_search, greedy_search, sample
 from task1.metrics import distinct_n, length_in_words, repetition_rate, self_bleu
-
-TEMPERATURES = (0.2, 0.5, 0.8, 1.0, 1.2)
-COURSE_PROMPTS = ("Explain gravity to a 5-year-old.", "Write a short poem about a robot.",
-                  "List three healthy breakfast ideas.", "How do I change a tire on a car?", "Why is the sky blue?")
 
 
 @dataclass(frozen=True)
@@ -29,40 +28,33 @@ class Setting:
         return self.strategy in ("greedy", "beam")
 
 
-def study_settings(temperatures=TEMPERATURES, top_k: int = 50, top_p: float = 0.9, num_beams: int = 3) -> list[Setting]:
+def study_settings(study: StudyConfig) -> list[Setting]:
     """Greedy and beam search as deterministic references, then top-k and top-p at each temperature."""
-    return [Setting("greedy"), Setting("beam", options={"num_beams": num_beams})] + [
-        Setting(name, t, {"top_k": top_k} if name == "top-k" else {"top_p": top_p})
-        for name, t in itertools.product(("top-k", "top-p"), temperatures)]
+    return [Setting("greedy"), Setting("beam", options={"num_beams": study.num_beams})] + [
+        Setting(name, t, {"top_k": study.top_k} if name == "top-k" else {"top_p": study.top_p})
+        for name, t in itertools.product(("top-k", "top-p"), study.temperatures)]
 
 
 def encode_chat(tokenizer, questions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded chat prompts (user turn + generation prompt): input_ids, attention_mask [B, L]."""
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
-             for q in questions]
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = side
-    return batch["input_ids"], batch["attention_mask"]
+    """Left-padded chat prompts (the template's default system prompt, the user turn, the generation
+    prompt): input_ids, attention_mask [B, L]."""
+    return encode_prompts(tokenizer, [{"system": "", "question": q} for q in questions])
 
 
 def decode_new(tokenizer, sequences: torch.Tensor, prompt_len: int) -> list[str]:
     return tokenizer.batch_decode(sequences[:, prompt_len:], skip_special_tokens=True)
 
 
-def run_setting(model, tokenizer, questions: list[str], setting: Setting, samples_per_prompt: int,
-                max_new_tokens: int, seed: int, batch_size: int) -> list[list[str]]:
-    """``samples_per_prompt`` texts per question; greedy and beam search give the same text every
+def run_setting(model, tokenizer, questions: list[str], setting: Setting, config: Task1Profile,
+                seed: int) -> list[list[str]]:
+    """``config.samples_per_prompt`` texts per question; greedy and beam search give the same text every
     time, so their one text is repeated (diversity across samples is then as low as it gets)."""
-    if not isinstance(samples_per_prompt, int) or samples_per_prompt < 1:
-        raise ValueError(f"samples_per_prompt must be an int >= 1, got {samples_per_prompt!r}")
+    samples_per_prompt, max_new_tokens = config.samples_per_prompt, config.max_new_tokens
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     n = 1 if setting.deterministic else samples_per_prompt
     texts: list[list[str]] = []
     torch.manual_seed(seed)
-    per_batch = max(1, batch_size // n)
+    per_batch = max(1, config.batch_size // n)
     for start in range(0, len(questions), per_batch):
         ids, mask = encode_chat(tokenizer, questions[start: start + per_batch])
         ids, mask = ids.to(model.device), mask.to(model.device)
@@ -95,14 +87,14 @@ def score_setting(questions: list[str], texts: list[list[str]], scorer) -> dict:
     }
 
 
-def run_study(model, tokenizer, questions: list[str], scorer, settings: list[Setting], samples_per_prompt: int,
-              max_new_tokens: int, seed: int, batch_size: int):
-    """One row per setting: strategy, temperature and the metrics of :func:`score_setting`."""
+def run_study(model, tokenizer, questions: list[str], scorer, config: Task1Profile, seed: int):
+    """One row per setting of ``config.study``: strategy, temperature and the metrics of
+    :func:`score_setting`; and the texts, per (strategy, temperature)."""
     import pandas as pd
 
     rows, examples = [], {}
-    for setting in tqdm(settings, desc="decoding settings"):
-        texts = run_setting(model, tokenizer, questions, setting, samples_per_prompt, max_new_tokens, seed, batch_size)
+    for setting in tqdm(study_settings(config.study), desc="decoding settings"):
+        texts = run_setting(model, tokenizer, questions, setting, config, seed)
         rows.append({"strategy": setting.strategy, "temperature": setting.temperature,
                      **score_setting(questions, texts, scorer)})
         examples[(setting.strategy, setting.temperature)] = texts
@@ -137,11 +129,45 @@ def parity_with_generate(model, tokenizer, questions: list[str], max_new_tokens:
     return {"prompts": len(questions), "settings": len(checks), "mismatched_settings": mismatches}
 
 
-def study_prompts(profile) -> list[str]:
-    """The course's five prompts (full) or held-out prompts of the stand-in's four families (tiny)."""
-    if profile.name == "full":
-        return list(COURSE_PROMPTS[: profile.n_prompts])
-    from pa5 import hub
+def study_prompts(config: Task1Profile) -> list[str]:
+    """The first ``config.n_prompts`` prompts of ``config.prompts``: the course's own, or a
+    preference dataset's distinct held-out questions (in a fixed order)."""
+    if config.prompts == COURSE:
+        questions = COURSE_PROMPTS
+    else:
+        questions = list(dict.fromkeys(hub.load_hf_dataset(config.prompts)["test"]["question"]))
+    return list(questions[: config.n_prompts])
 
-    questions = hub.load_hf_dataset("standin:mini_orca")["test"]["question"]
-    return list(dict.fromkeys(questions))[: profile.n_prompts]  # unique, in a fixed order
+
+@torch.no_grad()
+def most_uncertain_step(model, tokenizer, questions: list[str], max_new_tokens: int) -> dict:
+    """Where the filters matter most: over the greedy answers to ``questions``, the step whose
+    next-token distribution has the highest entropy. Returns {"question", "answer_so_far",
+    "entropy" (nats), "probs" [V]}."""
+    best = None
+    for question in questions:
+        prompt = encode_chat(tokenizer, [question])[0].to(model.device)
+        answer = greedy_search(model, prompt, max_new_tokens, eos_token_id=tokenizer.eos_token_id)
+        logits = model(input_ids=answer).logits[0, prompt.shape[1] - 1:-1].float()  # [T, V]: predicts each new token
+        per_step = entropy(logits)
+        step = int(per_step.argmax())
+        if best is None or per_step[step] > best["entropy"]:
+            best = {"question": question, "entropy": float(per_step[step]), "probs": logits[step].softmax(-1),
+                    "answer_so_far": tokenizer.decode(answer[0, prompt.shape[1]: prompt.shape[1] + step])}
+    return best
+
+
+def describe(table) -> str:
+    """What the study's table says, in a few lines: diversity and quality from the lowest to the
+    highest temperature per filter, the best quality and the most diverse setting."""
+    sampled = table[table.temperature.notna()]
+    best = table.loc[table.quality.idxmax()]
+    most_diverse = sampled.loc[sampled.distinct_2.idxmax()]
+    lines = []
+    for strategy, rows in sampled.groupby("strategy"):
+        lo, hi = rows.iloc[0], rows.iloc[-1]
+        lines.append(f"{strategy}: T {lo.temperature:g} -> {hi.temperature:g}: distinct-2 {lo.distinct_2:.3f} -> "
+                     f"{hi.distinct_2:.3f}, quality {lo.quality:.3f} -> {hi.quality:.3f}")
+    lines.append(f"highest quality: {best.strategy} (T={best.temperature}) {best.quality:.3f}; most diverse: "
+                 f"{most_diverse.strategy} T={most_diverse.temperature:g} (distinct-2 {most_diverse.distinct_2:.3f})")
+    return "\n".join(lines)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import torch
 
 from pa5 import hub
-from pa5.profile import Task2Profile
-from pa5.standins.lm import chat_messages
+from pa5.checks import check_choice, check_int
+from pa5.llm import position_ids, prompt_ids
+from task2.config import Task2Profile
 
 END_OF_TURN = "<|im_end|>"
 FIELDS = ("system", "question", "chosen", "rejected")
@@ -52,13 +53,6 @@ def end_of_turn_id(tokenizer) -> int:
     if token_id is None or token_id == tokenizer.unk_token_id:
         raise ValueError(f"the tokenizer has no {END_OF_TURN} token: expected a ChatML (SmolLM2-style) tokenizer")
     return token_id
-
-
-def prompt_ids(tokenizer, system: str, question: str) -> list[int]:
-    """Chat template of (system, question) + the assistant generation prompt. An empty system lets
-    the template insert its default system prompt, as at inference."""
-    text = tokenizer.apply_chat_template(chat_messages(system, question), add_generation_prompt=True, tokenize=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def completion_ids(tokenizer, response: str) -> list[int]:
@@ -92,8 +86,7 @@ class EncodedPairs:
 
 def encode_pairs(tokenizer, rows: list[dict], max_length: int) -> EncodedPairs:
     """Tokenise ``rows``; pairs longer than ``max_length`` (prompt + longer completion) are dropped."""
-    if not isinstance(max_length, int) or max_length < 2:
-        raise ValueError(f"max_length must be an int >= 2, got {max_length!r}")
+    check_int("max_length", max_length, 2)
     prompts, chosen, rejected, kept = [], [], [], []
     for row in rows:
         p = prompt_ids(tokenizer, row["system"], row["question"])
@@ -104,22 +97,16 @@ def encode_pairs(tokenizer, rows: list[dict], max_length: int) -> EncodedPairs:
     return EncodedPairs(prompts, chosen, rejected, kept, dropped=len(rows) - len(kept))
 
 
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions counted over real tokens only: left padding then starts every sequence at 0, as
-    ``generate`` does (a plain forward would use 0..T-1 and shift left-padded rows)."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
 def pad_sequences(sequences: list[list[int]], masks: list[list[int]], pad_id: int,
                   padding_side: str = "right") -> dict[str, torch.Tensor]:
     """``input_ids``, ``attention_mask``, ``loss_mask`` and ``position_ids`` [N, T] from ragged lists.
 
     ``masks[i]`` marks the completion tokens of ``sequences[i]``; padding is never in a mask.
     """
-    if padding_side not in ("left", "right"):
-        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    check_choice("padding_side", padding_side, ("left", "right"))
     if not sequences:
         raise ValueError("sequences must not be empty")
+
     width = max(map(len, sequences))
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -153,10 +140,8 @@ def collate_pairs(pairs: EncodedPairs, pad_id: int, padding_side: str = "right")
 
 def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
     """``steps`` batches of ``batch_size`` indices into ``n`` items: seeded epochs without replacement."""
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be an int in [1, {n}] (the number of items), got {batch_size!r}")
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    check_int("batch_size", batch_size, 1, n)  # at most the number of items
+    check_int("steps", steps, 0)
     rng, batches, order = random.Random(seed), [], []
     while len(batches) < steps:
         if len(order) < batch_size:

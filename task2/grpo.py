@@ -20,18 +20,17 @@ Shapes: N = prompts x group_size sequences, T tokens; ``mask`` [N, T] marks comp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
+from pa5.checks import check_choice, check_int, check_number, check_same_shape
+from pa5.optim import optimizer_step
+from task2.config import GRPO_LOSS_TYPES, GRPO_SCALES, GRPOConfig
 from task2.data import batch_indices
-from task2.ppo import check_same_shape, kl_estimate, masked_mean
-from task2.rollout import policy_logps, reference_token_logps, sample_rollout
+from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
+from task2.rollout import Scorer, sample_rollout
 from task2.training import make_optimizer, trainable_parameters
-
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
-SCALES = ("group", "batch", "none")
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
@@ -42,14 +41,11 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     """
     if rewards.dim() != 1 or rewards.numel() == 0:
         raise ValueError(f"rewards must be a non-empty [N] tensor, got shape {tuple(rewards.shape)}")
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
-        raise ValueError(f"group_size must be an int >= 2 (a group of one has no baseline), got {group_size!r}")
+    check_int("group_size", group_size, 2)  # a group of one has no baseline
     if len(rewards) % group_size:
         raise ValueError(f"group_size ({group_size}) must divide the number of rewards ({len(rewards)})")
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"eps must be a number > 0, got {eps!r}")
+    check_choice("scale", scale, GRPO_SCALES)
+    check_number("eps", eps, 0, low_open=True)
     ### BEGIN SOLUTION
     groups = rewards.view(-1, group_size)
     advantages = (groups - groups.mean(dim=1, keepdim=True)).flatten()
@@ -83,17 +79,15 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     active (ratio < 1 - epsilon with A < 0, or ratio > 1 + epsilon_high with A > 0); kl = the masked
     token mean of k3 (nan when beta = 0).
     """
-    check_same_shape(logps=logps, old_logps=old_logps, mask=mask,
-                      **({} if ref_logps is None else {"ref_logps": ref_logps}))
+    check_same_shape(2, logps=logps, old_logps=old_logps, mask=mask,
+                     **({} if ref_logps is None else {"ref_logps": ref_logps}))
     if advantages.shape != (logps.shape[0],):
         raise ValueError(f"advantages must be [N] = [{logps.shape[0]}], got {tuple(advantages.shape)}")
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
-    for name, value in (("epsilon", epsilon), ("epsilon_high", epsilon if epsilon_high is None else epsilon_high)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
-        raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+    check_choice("loss_type", loss_type, GRPO_LOSS_TYPES)
+    check_number("epsilon", epsilon, 0, low_open=True)
+    if epsilon_high is not None:
+        check_number("epsilon_high", epsilon_high, 0, low_open=True)
+    check_number("beta", beta, 0)
     if beta > 0 and ref_logps is None:
         raise ValueError("beta > 0 needs ref_logps (the reference's per-token log-probs)")
     if loss_type == "dr_grpo" and (not isinstance(max_completion_length, int) or max_completion_length < 1):
@@ -126,47 +120,23 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     ### END SOLUTION
 
 
-@dataclass(frozen=True)
-class GRPOConfig:
-    """Defaults: TRL GRPOConfig's (loss "dapo", group scaling, beta 0, epsilon 0.2, temperature 1),
-    except ``group_size`` (the course's 4) and ``steps``, ``prompts_per_step``, ``lr``."""
-
-    steps: int = 100
-    prompts_per_step: int = 8
-    group_size: int = 4
-    iterations: int = 1  # optimizer steps per generation (TRL's num_iterations, mu)
-    lr: float = 1e-6
-    loss_type: str = "dapo"
-    scale_rewards: str = "group"
-    epsilon: float = 0.2
-    beta: float = 0.0
-    temperature: float = 1.0
-    max_new_tokens: int = 53
-    missing_eos_penalty: float = 1.0
-    max_grad_norm: float = 1.0
-    kl_every: int = 1  # log KL to the reference every k steps (0: never; with beta > 0 it is computed anyway)
-    seed: int = 0
-
-
-def train_grpo(policy, tokenizer, prompts: list[dict], scorer, config: GRPOConfig, callback=None) -> list[dict]:
-    """GRPO on ``prompts`` ({"system", "question"}); ``scorer(questions, responses) -> [N]`` rewards.
+def train_grpo(policy, tokenizer, prompts: list[dict], scorer: Scorer, config: GRPOConfig, seed: int = 0,
+               callback=None) -> list[dict]:
+    """GRPO on ``prompts`` ({"system", "question"}); ``scorer(prompt ids, completion ids) -> [N]`` rewards.
 
     One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, kl
     (sequence-summed k1 to the reference at the sampling temperature, measured on the rollout; every
-    ``kl_every`` steps), the zero-spread group share, and the update's loss, clip_fraction and
-    entropy (mean per token).
+    ``kl_every`` steps), the zero-spread group share, and the update's loss, clip_fraction, entropy
+    (mean per token) and grad_norm (of the last iteration).
     """
-    if config.iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {config.iterations!r}")
     parameters = trainable_parameters(policy)
     optimizer = make_optimizer(parameters, config.lr)
     history = []
-    schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, config.seed)
+    schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, seed)
     for step, indices in enumerate(bar := tqdm(schedule, desc="GRPO", unit="step")):
         policy.eval()
-        rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, config.group_size,
-                                 config.max_new_tokens, config.temperature, config.missing_eos_penalty,
-                                 seed=config.seed * 100_003 + step)
+        rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, config.group_size, config,
+                                 seed=seed * 100_003 + step)
         batch, mask = rollout.batch, rollout.batch["loss_mask"].float()
         advantages = group_advantages(rollout.score, config.group_size, config.scale_rewards).to(mask.device)
         log_kl = bool(config.kl_every) and step % config.kl_every == 0
@@ -181,15 +151,12 @@ def train_grpo(policy, tokenizer, prompts: list[dict], scorer, config: GRPOConfi
             loss, stats = grpo_loss(logps, logps.detach() if old_logps is None else old_logps, advantages, mask,
                                     config.loss_type, config.epsilon, beta=config.beta, ref_logps=ref_logps,
                                     max_completion_length=config.max_new_tokens)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            grad_norm = optimizer_step(loss, parameters, optimizer, config.max_grad_norm)
         policy.eval()
         record = {"step": step + 1, **rollout.stats(), **({"kl": kl} if log_kl else {}),
                   "zero_spread_groups": zero_spread_fraction(rollout.score, config.group_size),
                   "loss": loss.item(), "clip_fraction": stats["clip_fraction"],
-                  "entropy": masked_mean(entropy, mask).item()}
+                  "entropy": masked_mean(entropy, mask).item(), "grad_norm": grad_norm}
         if callback is not None:
             record.update(callback(step + 1, record) or {})
         history.append(record)

@@ -1,4 +1,4 @@
-"""Figures of the alignment notebook (saved under runs/task2/ and shown)."""
+"""Figures of the alignment notebook, each saved under runs/task2/ and shown."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from pa5.plotting import save_and_show
 
 
 def _smooth(values: list[float], window: int) -> np.ndarray:
@@ -31,8 +33,7 @@ def training_curves(history: list[dict], keys: tuple[str, ...], title: str, path
         ax.set_title(key)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return fig
+    save_and_show(fig, path)
 
 
 def reward_vs_length(words: list[int], rewards: list[float], labels: list[str], path: Path):
@@ -48,8 +49,7 @@ def reward_vs_length(words: list[int], rewards: list[float], labels: list[str], 
     ax.legend()
     ax.set_title("test pairs: does the reward model like length?")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return fig
+    save_and_show(fig, path)
 
 
 def model_comparison(summary: pd.DataFrame, path: Path):
@@ -64,8 +64,7 @@ def model_comparison(summary: pd.DataFrame, path: Path):
     right.set_ylabel("mean reward-model score")
     right.set_title("what the reward model thinks")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return fig
+    save_and_show(fig, path)
 
 
 def course_plots(results: pd.DataFrame, path: Path):
@@ -94,8 +93,7 @@ def course_plots(results: pd.DataFrame, path: Path):
     right.set_title("verbosity bias: length vs reward")
     right.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return fig
+    save_and_show(fig, path)
 
 
 def overoptimisation(history: list[dict], path: Path, window: int = 5):
@@ -122,5 +120,4 @@ def overoptimisation(history: list[dict], path: Path, window: int = 5):
         ax.set_ylabel("gold success", color="tab:red")
         ax.set_ylim(0, 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return fig
+    save_and_show(fig, path)

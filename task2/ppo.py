@@ -21,23 +21,18 @@ tokens. Token t's log-prob and value are predicted at position t - 1.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
+from pa5.checks import check_number, check_same_shape
+from pa5.optim import optimizer_step
+from task2.config import PPOConfig
 from task2.data import batch_indices
+from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
 from task2.reward_model import last_token_index, token_scores
-from task2.rollout import policy_logps, reference_token_logps, sample_rollout
+from task2.rollout import Scorer, sample_rollout
 from task2.training import make_optimizer, trainable_parameters
-
-KL_ESTIMATORS = ("k1", "k3")
-
-
-def check_same_shape(**tensors: torch.Tensor) -> None:
-    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
-    if len(set(shapes.values())) != 1 or next(iter(tensors.values())).dim() != 2:
-        raise ValueError(f"expected [N, T] tensors of one shape, got {shapes}")
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
@@ -49,10 +44,9 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
     ``mask`` is 0 contribute nothing - their rewards and values are ignored - and get A = returns = 0.
     Returns (advantages, returns = advantages + values), both [N, T].
     """
-    check_same_shape(rewards=rewards, values=values, mask=mask)
-    for name, value in (("gamma", gamma), ("lam", lam)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    check_same_shape(2, rewards=rewards, values=values, mask=mask)
+    check_number("gamma", gamma, 0, 1)
+    check_number("lam", lam, 0, 1)
     ### BEGIN SOLUTION
     valid = mask.bool()
     advantages = torch.zeros_like(rewards)
@@ -68,13 +62,6 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
     returns = (advantages + values) * valid
     return advantages, returns
     ### END SOLUTION
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x`` over the positions where ``mask`` is 1 (a scalar)."""
-    if mask.sum() == 0:
-        raise ValueError("mask selects no position: nothing to average")
-    return (x * mask).sum() / mask.sum()
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
@@ -95,28 +82,14 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) 
     ### END SOLUTION
 
 
-def kl_estimate(logps: torch.Tensor, ref_logps: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
-    """Per-token estimate of KL(pi || pi_ref) from the sampled token's log-probs (Schulman's k1 / k3).
-
-    k1 = log pi - log pi_ref (unbiased, can be negative); k3 = exp(-k1) - 1 + k1 (unbiased, >= 0).
-    """
-    if estimator not in KL_ESTIMATORS:
-        raise ValueError(f"estimator must be one of {KL_ESTIMATORS}, got {estimator!r}")
-    ### BEGIN SOLUTION
-    log_ratio = logps - ref_logps
-    return log_ratio if estimator == "k1" else torch.expm1(-log_ratio) + log_ratio
-    ### END SOLUTION
-
-
 def token_rewards(scores: torch.Tensor, logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor,
                   kl_coef: float, estimator: str = "k1") -> tuple[torch.Tensor, torch.Tensor]:
     """(rewards [N, T], kl [N, T]): -kl_coef * KL_t on every completion token, + scores [N] on each
     row's last completion token (its <|im_end|> when it ended). Zero outside the mask."""
-    check_same_shape(logps=logps, ref_logps=ref_logps, mask=mask)
+    check_same_shape(2, logps=logps, ref_logps=ref_logps, mask=mask)
     if scores.shape != (mask.shape[0],):
         raise ValueError(f"scores must be [N] = [{mask.shape[0]}], got {tuple(scores.shape)}")
-    if isinstance(kl_coef, bool) or not isinstance(kl_coef, (int, float)) or kl_coef < 0:
-        raise ValueError(f"kl_coef must be a number >= 0, got {kl_coef!r}")
+    check_number("kl_coef", kl_coef, 0)
     if not mask.bool().any(-1).all():
         raise ValueError("every row of mask needs at least one completion token to put its score on")
     ### BEGIN SOLUTION
@@ -133,9 +106,8 @@ def policy_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.
     """PPO's clipped surrogate: masked mean of max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)),
     ratio = exp(logps - old_logps). Returns (loss, clip fraction = share of tokens where the clipped
     term is the larger)."""
-    check_same_shape(logps=logps, old_logps=old_logps, advantages=advantages, mask=mask)
-    if isinstance(clip_range, bool) or not isinstance(clip_range, (int, float)) or not 0 < clip_range < 1:
-        raise ValueError(f"clip_range must be a number in (0, 1), got {clip_range!r}")
+    check_same_shape(2, logps=logps, old_logps=old_logps, advantages=advantages, mask=mask)
+    check_number("clip_range", clip_range, 0, 1, low_open=True, high_open=True)
     ### BEGIN SOLUTION
     ratio = torch.exp(logps - old_logps)
     unclipped = -advantages * ratio
@@ -149,9 +121,8 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
                clip_range: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
     """Clipped value loss: 0.5 * masked mean of max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2).
     Returns (loss, clip fraction = share of tokens where the clipped term is the larger)."""
-    check_same_shape(values=values, old_values=old_values, returns=returns, mask=mask)
-    if isinstance(clip_range, bool) or not isinstance(clip_range, (int, float)) or not clip_range > 0:
-        raise ValueError(f"clip_range must be a number > 0, got {clip_range!r}")
+    check_same_shape(2, values=values, old_values=old_values, returns=returns, mask=mask)
+    check_number("clip_range", clip_range, 0, low_open=True)
     ### BEGIN SOLUTION
     clipped_values = torch.clamp(values, old_values - clip_range, old_values + clip_range)
     unclipped = (values - returns) ** 2
@@ -173,51 +144,25 @@ def token_values(value_model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.nn.functional.pad(scores[:, :-1], (1, 0))
 
 
-@dataclass(frozen=True)
-class PPOConfig:
-    """Defaults: the last TRL PPO trainer's, except ``steps``, ``prompts_per_step``, ``lr``."""
-
-    steps: int = 100
-    prompts_per_step: int = 32  # rollouts per PPO step (one sample per prompt)
-    minibatch_size: int = 8
-    epochs: int = 4  # passes over each rollout
-    lr: float = 3e-6
-    kl_coef: float = 0.05
-    kl_estimator: str = "k1"
-    clip_range: float = 0.2
-    clip_range_value: float = 0.2
-    vf_coef: float = 0.1
-    gamma: float = 1.0
-    lam: float = 0.95
-    temperature: float = 0.7
-    max_new_tokens: int = 53
-    missing_eos_penalty: float = 1.0
-    max_grad_norm: float = 1.0
-    seed: int = 0
-
-
-def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer, config: PPOConfig,
+def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer: Scorer, config: PPOConfig, seed: int = 0,
               callback=None) -> list[dict]:
-    """PPO on ``prompts`` ({"system", "question"}); ``scorer(questions, responses) -> [N]`` rewards.
+    """PPO on ``prompts`` ({"system", "question"}); ``scorer(prompt ids, completion ids) -> [N]`` rewards.
 
     One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, and kl
     (sequence-summed k1 to the reference at the sampling temperature), then the optimisation's
-    policy_loss, value_loss, clip_fraction, value_clip_fraction and entropy (mean per token), averaged
-    over the step's minibatch updates. ``callback(step, record)`` may add entries.
+    policy_loss, value_loss, clip_fraction, value_clip_fraction, entropy (mean per token) and
+    grad_norm, averaged over the step's minibatch updates. ``callback(step, record)`` may add entries.
     """
-    if config.prompts_per_step % config.minibatch_size:
-        raise ValueError(f"minibatch_size ({config.minibatch_size}) must divide prompts_per_step "
-                         f"({config.prompts_per_step})")
     parameters = trainable_parameters(policy, value_model)
     optimizer = make_optimizer(parameters, config.lr)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(seed)
     history = []
-    schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, config.seed)
+    schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, seed)
     for step, indices in enumerate(bar := tqdm(schedule, desc="PPO", unit="step")):
         # 1. rollout: sample, score, and everything the update compares against, frozen
         policy.eval(), value_model.eval()
-        rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, 1, config.max_new_tokens,
-                                 config.temperature, config.missing_eos_penalty, seed=config.seed * 100_003 + step)
+        rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, 1, config,
+                                 seed=seed * 100_003 + step)
         batch, mask = rollout.batch, rollout.batch["loss_mask"].float()
         with torch.no_grad():
             old_logps = policy_logps(policy, batch, config.temperature)[0]
@@ -230,7 +175,8 @@ def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer, confi
 
         # 2. several epochs of clipped updates on this rollout
         policy.train(), value_model.train()
-        logs = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "value_clip_fraction": [], "entropy": []}
+        logs = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "value_clip_fraction": [], "entropy": [],
+                "grad_norm": []}
         for _ in range(config.epochs):
             for part in torch.randperm(len(indices), generator=generator).split(config.minibatch_size):
                 minibatch = {k: v[part] for k, v in batch.items()}
@@ -240,14 +186,13 @@ def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer, confi
                                                      config.clip_range)
                 vf_loss, value_clip_fraction = value_loss(values, old_values[part], returns[part], mask[part],
                                                           config.clip_range_value)
-                (pg_loss + config.vf_coef * vf_loss).backward()
-                torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                grad_norm = optimizer_step(pg_loss + config.vf_coef * vf_loss, parameters, optimizer,
+                                           config.max_grad_norm)
                 for key, value in (("policy_loss", pg_loss), ("value_loss", vf_loss), ("clip_fraction", clip_fraction),
                                    ("value_clip_fraction", value_clip_fraction),
                                    ("entropy", masked_mean(entropy, mask[part]))):
                     logs[key].append(value.item())
+                logs["grad_norm"].append(grad_norm)
         policy.eval(), value_model.eval()
         record = {"step": step + 1, **rollout.stats(), "kl": kl.sum(-1).mean().item(),
                   **{k: sum(v) / len(v) for k, v in logs.items()}}

@@ -19,17 +19,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from task2.data import (EncodedPairs, batch_indices, collate_pairs, completion_ids, pad_completions, prompt_ids,
-                        to_device)
-from task2.training import lora_config, optimize
+from pa5.checks import check_same_shape
+from task2.config import LoRAConfig, RewardModelConfig
+from task2.data import EncodedPairs, batch_indices, collate_pairs, pad_completions, to_device
+from task2.training import optimize, peft_lora_config
 
 
 def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor,
                        margin: torch.Tensor | None = None) -> torch.Tensor:
     """Reward-model loss: mean over the batch of -log sigma(r_c - r_r - margin). Rewards: [B]."""
-    if chosen_rewards.shape != rejected_rewards.shape or chosen_rewards.dim() != 1:
-        raise ValueError(f"chosen_rewards and rejected_rewards must both be [B], got "
-                         f"{tuple(chosen_rewards.shape)} and {tuple(rejected_rewards.shape)}")
+    check_same_shape(1, chosen_rewards=chosen_rewards, rejected_rewards=rejected_rewards)
     if chosen_rewards.numel() == 0:
         raise ValueError("chosen_rewards and rejected_rewards are empty: a batch needs at least one pair")
     if margin is not None and margin.shape != chosen_rewards.shape:
@@ -54,7 +53,7 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-def load_reward_model(ref: str, pad_token_id: int, r: int = 8, alpha: int = 32, seed: int = 0):
+def load_reward_model(ref: str, pad_token_id: int, lora: LoRAConfig = LoRAConfig(), seed: int = 0):
     """The base checkpoint as a 1-output sequence classifier with LoRA (q, v) and a trainable head.
 
     The head is new (seeded init); its id for padding is only used by transformers' own pooling.
@@ -67,7 +66,7 @@ def load_reward_model(ref: str, pad_token_id: int, r: int = 8, alpha: int = 32, 
     torch.manual_seed(seed)
     model = hub.from_pretrained(AutoModelForSequenceClassification, ref, num_labels=1)
     model.config.pad_token_id = pad_token_id
-    return get_peft_model(model, lora_config("SEQ_CLS", r, alpha))
+    return get_peft_model(model, peft_lora_config("SEQ_CLS", lora))
 
 
 def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -100,15 +99,15 @@ def pair_rewards(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, t
     return rewards.chunk(2)
 
 
-def train_reward_model(model, pairs: EncodedPairs, pad_id: int, steps: int, batch_size: int, lr: float,
-                       seed: int = 0) -> list[dict]:
+def train_reward_model(model, pairs: EncodedPairs, pad_id: int, config: RewardModelConfig, seed: int = 0) -> list[dict]:
     """Bradley-Terry training; logs loss, accuracy (strict r_c > r_r) and mean margin per step."""
     def loss_fn(step, indices):
         chosen, rejected = pair_rewards(model, collate_pairs(pairs.subset(indices), pad_id))
         stats = {"accuracy": (chosen > rejected).float().mean().item(), "margin": (chosen - rejected).mean().item()}
         return bradley_terry_loss(chosen, rejected), stats
 
-    return optimize(model, batch_indices(len(pairs), batch_size, steps, seed), loss_fn, lr, desc="reward model")
+    return optimize(model, batch_indices(len(pairs), config.batch_size, config.steps, seed), loss_fn, config,
+                    desc="reward model")
 
 
 @torch.no_grad()
@@ -131,26 +130,27 @@ def save_adapter(model, folder: Path) -> Path:
 
 
 class RewardScorer:
-    """``scorer(questions, responses) -> [N] rewards`` with a trained reward model, in batches.
+    """``scorer(prompts, completions) -> [N] rewards``: the trained reward model on token sequences, in
+    batches.
 
-    Responses are scored as the policy produced them: the prompt through the chat template (empty
-    system = the template's default), the response closed by ``<|im_end|>``.
+    It scores exactly what the policy produced: each prompt's ids (the chat template with its system
+    prompt) followed by the completion's ids as sampled, never re-tokenised text. The reward is read at
+    the last token: the closing ``<|im_end|>`` of a completion that ended, the last generated token of
+    one that was cut off - which is therefore scored as not ended.
     """
 
-    def __init__(self, model, tokenizer, batch_size: int = 64, systems: dict[str, str] | None = None):
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
-        self.systems = systems or {}  # question -> system prompt, where the data has one
+    def __init__(self, model, pad_token_id: int, batch_size: int = 64):
+        self.model, self.pad_token_id, self.batch_size = model, pad_token_id, batch_size
 
     @torch.no_grad()
-    def __call__(self, questions: list[str], responses: list[str]) -> torch.Tensor:
-        if len(questions) != len(responses):
-            raise ValueError(f"questions and responses must have the same length, got {len(questions)} and {len(responses)}")
+    def __call__(self, prompts: list[list[int]], completions: list[list[int]]) -> torch.Tensor:
+        if len(prompts) != len(completions):
+            raise ValueError(f"prompts and completions must have the same length, got {len(prompts)} and "
+                             f"{len(completions)}")
         self.model.eval()
         rewards = []
-        for start in range(0, len(questions), self.batch_size):
+        for start in range(0, len(prompts), self.batch_size):
             chunk = slice(start, start + self.batch_size)
-            prompts = [prompt_ids(self.tokenizer, self.systems.get(q, ""), q) for q in questions[chunk]]
-            completions = [completion_ids(self.tokenizer, y) for y in responses[chunk]]
-            batch = to_device(pad_completions(prompts, completions, self.tokenizer.pad_token_id), self.model.device)
+            batch = to_device(pad_completions(prompts[chunk], completions[chunk], self.pad_token_id), self.model.device)
             rewards.append(sequence_rewards(self.model, batch["input_ids"], batch["attention_mask"], batch["position_ids"]))
         return torch.cat(rewards) if rewards else torch.zeros(0)

@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from pa5 import hub
-from pa5.profile import Task3Profile
+from pa5.checks import check_int
+from task3.config import Task3Profile
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -19,8 +20,7 @@ def image_transform(image_size: int):
     """PIL image -> normalised [3, image_size, image_size] tensor."""
     from torchvision import transforms
 
-    if not isinstance(image_size, int) or image_size < 32:
-        raise ValueError(f"image_size must be an int >= 32, got {image_size!r}")
+    check_int("image_size", image_size, 32)
     steps = [transforms.Resize(image_size, antialias=True)] if image_size != 32 else []
     return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
@@ -29,6 +29,12 @@ def load_split(config: Task3Profile, train: bool):
     """The profile's CIFAR-100 split (torchvision dataset: (image, fine label) pairs; the stand-in's
     also carries ``factors``, each image's generating factors)."""
     return hub.cifar100(train, transform=image_transform(config.image_size), ref=config.dataset)
+
+
+def to_display_image(image: torch.Tensor) -> torch.Tensor:
+    """A normalised [3, H, W] image back to pixels in [0, 1], as [H, W, 3] for ``imshow``."""
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    return (image * std + mean).clamp(0, 1).permute(1, 2, 0)
 
 
 def loader(dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
@@ -41,8 +47,7 @@ def first(dataset, n: int):
     already in random order and CIFAR-100's files too, so this is a fixed, unbiased subset."""
     from torch.utils.data import Subset
 
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be an int >= 0 (0: all), got {n!r}")
+    check_int("n", n, 0)  # 0: all
     return dataset if n == 0 or n >= len(dataset) else Subset(dataset, range(n))
 
 

@@ -1,8 +1,9 @@
 """Task 3's vision models: ResNet50 and MobileNetV3-Large with 100-class heads, fine-tuning, and
 pooled features read with forward hooks.
 
-* full: ImageNet weights (``pa5.hub``, hash-checked, ``weights_only=True``), the head replaced;
-  tiny: random init (no weights can be downloaded offline), trained briefly on the stand-in.
+* full: ImageNet weights (``pa5.assets.IMAGENET_WEIGHTS`` through ``pa5.hub``, hash-checked,
+  ``weights_only=True``), the head replaced; tiny: random init (no weights can be downloaded
+  offline), trained briefly on the stand-in.
 * MobileNetV3 uses BatchNorm momentum 0.01: after a short fine-tune its running statistics are far
   from the data's and eval-mode features collapse to constants. ``recalibrate_batchnorm`` resets
   them to a cumulative average over training images (no weight changes) before evaluation.
@@ -10,7 +11,7 @@ pooled features read with forward hooks.
   Hardswish after the 960 -> 1280 projection; 1280-d). ``classifier[2]`` is an in-place Dropout, so
   the hooked output is cloned.
 * Normalisation per model, fitted on the train split and reused on test: the paper's scalar
-  standardisation, or (the profiles' choice, a documented deviation) unit norm + centring first.
+  standardisation, or (both profiles' choice, a measured deviation) unit norm + centring first.
 
 Shapes: N images, D features.
 """
@@ -21,9 +22,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from pa5.assets import IMAGENET_WEIGHTS
+from pa5.checks import check_choice
+from pa5.optim import optimizer_step
+from task3.config import NORMALISATIONS, FinetuneConfig, Task3Profile
+
 FEATURE_LAYERS = {"resnet50": ("avgpool", 2048), "mobilenet_v3_large": ("classifier.1", 1280)}
-WEIGHTS = {"resnet50": "ResNet50_Weights.IMAGENET1K_V2",
-           "mobilenet_v3_large": "MobileNet_V3_Large_Weights.IMAGENET1K_V2"}
 
 
 def build_model(name: str, pretrained: bool, num_classes: int = 100) -> torch.nn.Module:
@@ -35,7 +39,7 @@ def build_model(name: str, pretrained: bool, num_classes: int = 100) -> torch.nn
     model = getattr(torchvision.models, name)(weights=None)
     if pretrained:
         from pa5 import hub
-        model.load_state_dict(hub.imagenet_state_dict(WEIGHTS[name]))
+        model.load_state_dict(hub.imagenet_state_dict(IMAGENET_WEIGHTS[name]))
     if name == "resnet50":
         model.fc = torch.nn.Linear(model.fc.in_features, num_classes)
     else:
@@ -75,29 +79,28 @@ def recalibrate_batchnorm(model, loader, device, max_images: int = 2000) -> None
     model.eval()
 
 
-def finetune(model, train_loader, test_loader, epochs: int, lr: float, device) -> list[dict]:
-    """Adam, cross-entropy; AMP (bf16) and channels_last on CUDA; BatchNorm recalibrated and test
-    accuracy measured after every epoch."""
+def finetune(model, train_loader, test_loader, config: FinetuneConfig, device) -> list[dict]:
+    """Adam, cross-entropy, no gradient clipping; AMP (bf16) and channels_last on CUDA; BatchNorm
+    recalibrated and test accuracy measured after every epoch."""
     model.to(device)
     cuda = torch.device(device).type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history = []
-    for epoch in range(epochs):
+    for epoch in range(config.epochs):
         model.train()
-        losses = []
-        for images, labels in (bar := tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch")):
+        losses, grad_norms = [], []
+        for images, labels in (bar := tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")):
             images, labels = images.to(device), labels.to(device)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
                 loss = torch.nn.functional.cross_entropy(model(images), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            grad_norms.append(optimizer_step(loss, model.parameters(), optimizer, max_norm=None))
             losses.append(loss.item())
             bar.set_postfix(loss=f"{loss.item():.3f}")
         recalibrate_batchnorm(model, train_loader, device)
         history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
+                        "grad_norm": sum(grad_norms) / len(grad_norms),
                         "test_accuracy": accuracy(model, test_loader, device)})
     return history
 
@@ -133,9 +136,6 @@ def extract_features(model, name: str, loader, device) -> torch.Tensor:
     return features
 
 
-NORMALISATIONS = ("paper", "l2_center")
-
-
 class Standardizer:
     """Per-model feature normalisation, fitted on the train split and reused unchanged on test.
 
@@ -147,8 +147,7 @@ class Standardizer:
     """
 
     def __init__(self, train_features: torch.Tensor, mode: str = "paper"):
-        if mode not in NORMALISATIONS:
-            raise ValueError(f"mode must be one of {NORMALISATIONS}, got {mode!r}")
+        check_choice("mode", mode, NORMALISATIONS)
         self.mode = mode
         x = self._unit(train_features)
         self.mean = x.mean(dim=0) if mode == "l2_center" else x.mean()
@@ -163,9 +162,10 @@ class Standardizer:
         return (self._unit(x) - self.mean) / self.std
 
 
-def prepare_features(config, name: str, folder: Path, device, seed: int = 0) -> dict:
+def prepare_features(config: Task3Profile, name: str, folder: Path, device, seed: int = 0) -> dict:
     """Fine-tune ``name`` (or load its checkpoint from ``folder``) and extract its features of the
-    profile's train / test images (or load them from ``folder``), standardised as the paper.
+    profile's train / test images (or load them from ``folder``), normalised by
+    ``config.feature_normalisation`` (see :class:`Standardizer`).
 
     Returns {"train": [N, D], "test": [N', D] normalised features, "raw_train", "raw_test" (as
     extracted), "normaliser" (fitted on train), "accuracy": test accuracy, "history": fine-tuning log
@@ -178,13 +178,13 @@ def prepare_features(config, name: str, folder: Path, device, seed: int = 0) -> 
     train_set, test_set = data.load_split(config, True), data.load_split(config, False)
     test_loader = data.loader(data.first(test_set, config.n_test_images), 256, shuffle=False)
     torch.manual_seed(seed)
-    model = build_model(name, pretrained=bool(config.weights)).to(device)
+    model = build_model(name, pretrained=config.pretrained).to(device)
     history = []
     if checkpoint.exists():
         load_checkpoint(model, checkpoint)
     else:
-        tune_loader = data.loader(data.first(train_set, config.finetune_images), config.batch_size, True, seed)
-        history = finetune(model, tune_loader, test_loader, config.finetune_epochs, config.finetune_lr, device)
+        tune_loader = data.loader(data.first(train_set, config.finetune.images), config.finetune.batch_size, True, seed)
+        history = finetune(model, tune_loader, test_loader, config.finetune, device)
         save_checkpoint(model, checkpoint)
     if cache.exists():
         from safetensors.torch import load_file

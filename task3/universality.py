@@ -1,7 +1,8 @@
 """Task 3's universality and reconstruction metrics (Thasarathan et al., ICML 2025, Section 4).
 
-A concept k *fires* on an input when its code z_k > ``threshold`` (0.1, the paper's). With M models
-seen on the same N inputs:
+A concept k *fires* on an input when its code z_k > ``FIRING_THRESHOLD`` (0.1, the paper's); it is
+*live* when it fires on at least one input in at least one model, *dead* otherwise (one definition,
+used by every metric here and by task3.analysis). With M models seen on the same N inputs:
 
 * firing entropy  FE_k = -(1 / log M) sum_i p_ik log p_ik,  p_ik = |F_k^(i)| / sum_j |F_k^(j)|
   - 1 when the concept fires equally often in every model (universal), 0 when in one model only;
@@ -19,7 +20,12 @@ import math
 
 import torch
 
+from pa5.checks import check_number
+
 EPSILON = 1e-6  # overcomplete.metrics' Epsilon, so r2_global_mean equals its r2_score
+FIRING_THRESHOLD = 0.1  # z_k above it: concept k fires (the paper's)
+UNIVERSAL_ABOVE = 0.9  # firing entropy above it: a universal concept
+SPECIFIC_BELOW = 0.1  # firing entropy below it: a model-specific concept
 
 
 def _check_codes(codes: list[torch.Tensor]) -> None:
@@ -31,15 +37,10 @@ def _check_codes(codes: list[torch.Tensor]) -> None:
         raise ValueError(f"codes must all be [N, C] for the same N inputs and C concepts, got shapes {shapes}")
 
 
-def _check_threshold(threshold: float) -> None:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < math.inf:
-        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
-
-
-def firing_counts(codes: list[torch.Tensor], threshold: float = 0.1) -> torch.Tensor:
+def firing_counts(codes: list[torch.Tensor], threshold: float = FIRING_THRESHOLD) -> torch.Tensor:
     """[M, C] how many of the N inputs make concept c fire (z > threshold) in model i."""
     _check_codes(codes)
-    _check_threshold(threshold)
+    check_number("threshold", threshold, 0)
     ### BEGIN SOLUTION
     return torch.stack([(z > threshold).sum(dim=0) for z in codes])
     ### END SOLUTION
@@ -62,11 +63,11 @@ def firing_entropy(counts: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-def cofire_proportion(codes: list[torch.Tensor], threshold: float = 0.1) -> torch.Tensor:
+def cofire_proportion(codes: list[torch.Tensor], threshold: float = FIRING_THRESHOLD) -> torch.Tensor:
     """[M, C] |inputs where c fires in all models| / |inputs where c fires in model i|; NaN where
     c never fires in model i."""
     _check_codes(codes)
-    _check_threshold(threshold)
+    check_number("threshold", threshold, 0)
     ### BEGIN SOLUTION
     fires = torch.stack([z > threshold for z in codes])  # [M, N, C]
     in_all = fires.all(dim=0).sum(dim=0).double()  # [C]
@@ -109,12 +110,17 @@ def concept_energy(codes: torch.Tensor, dictionary: torch.Tensor) -> torch.Tenso
     ### END SOLUTION
 
 
-def dead_fraction(codes: list[torch.Tensor] | torch.Tensor, threshold: float = 0.0) -> float:
-    """Share of concepts that never exceed ``threshold`` on any input of any model."""
+def live_concepts(codes: list[torch.Tensor] | torch.Tensor, threshold: float = FIRING_THRESHOLD) -> torch.Tensor:
+    """[C] bool: the concept fires (z > threshold) on at least one input of at least one model.
+    ``codes``: one [N, C] tensor (one model) or a list of them."""
     codes = list(codes) if isinstance(codes, (list, tuple)) else [codes]
-    _check_threshold(threshold)
-    alive = torch.stack([(z > threshold).any(dim=0) for z in codes]).any(dim=0)
-    return 1.0 - alive.float().mean().item()
+    check_number("threshold", threshold, 0)
+    return torch.stack([(z > threshold).any(dim=0) for z in codes]).any(dim=0)
+
+
+def dead_fraction(codes: list[torch.Tensor] | torch.Tensor, threshold: float = FIRING_THRESHOLD) -> float:
+    """Share of concepts that are not live (:func:`live_concepts`)."""
+    return 1.0 - live_concepts(codes, threshold).float().mean().item()
 
 
 def code_correlation(codes_a: torch.Tensor, codes_b: torch.Tensor) -> torch.Tensor:

@@ -7,9 +7,11 @@ concept index space: concept k of model i's code is decoded by atom k of every m
 Training (the paper's Algorithm 1, the official code's schedule): each batch picks one model i
 uniformly at random, encodes that model's activations Z = E_i(A_i), and every model j reconstructs
 its own activations of the same images from Z; the loss sums the reconstruction errors over j,
-unweighted, and only model i's optimizer steps (its encoder and dictionary), with its gradient
-clipped at 1. The course's variant (``schedule="course"``): every batch, every model encodes; each
-reconstructs itself (weight 1) and the others (``cross_weight``, 1.5); all parameters step.
+unweighted, and only model i's encoder and dictionary step, with their gradient clipped at 1. The
+course's variant (``schedule="course"``): every batch, every model encodes; each reconstructs itself
+(weight 1) and the others (``cross_weight``, 1.5); every model's SAE steps, the gradient clipped
+jointly. One AdamW holds every SAE: AdamW moves only parameters that received a gradient, so
+stepping it on model i's gradient alone is exactly model i's own optimizer step.
 
 Shapes: N images, D_i features of model i, C concepts.
 """
@@ -20,9 +22,10 @@ import random
 import torch
 from tqdm.auto import tqdm
 
+from pa5.checks import check_int
+from pa5.optim import optimizer_step
+from task3.config import SAEConfig
 from task3.universality import dead_fraction, r2_global_mean, r2_variance_weighted
-
-SCHEDULES = ("paper", "course")
 
 
 def make_sae(input_dim: int, nb_concepts: int, top_k: int, device="cpu"):
@@ -39,8 +42,7 @@ class UniversalSAE(torch.nn.Module):
         super().__init__()
         if len(input_dims) < 2:
             raise ValueError(f"input_dims must name at least 2 models, got {list(input_dims)}")
-        if not isinstance(top_k, int) or not 1 <= top_k <= nb_concepts:
-            raise ValueError(f"top_k must be an int in [1, nb_concepts={nb_concepts}], got {top_k!r}")
+        check_int("top_k", top_k, 1, nb_concepts)  # at most nb_concepts
         self.nb_concepts, self.top_k = nb_concepts, top_k
         self.saes = torch.nn.ModuleDict({name: make_sae(dim, nb_concepts, top_k, device)
                                          for name, dim in input_dims.items()})
@@ -87,23 +89,21 @@ def usae_loss(usae: UniversalSAE, batch: dict[str, torch.Tensor], source: str,
     ### END SOLUTION
 
 
-def usae_step(usae: UniversalSAE, optimizers: dict[str, torch.optim.Optimizer], batch: dict[str, torch.Tensor],
-              sources: list[str], cross_weight: float = 1.0, max_grad_norm: float = 1.0) -> float:
+def usae_step(usae: UniversalSAE, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+              sources: list[str], cross_weight: float = 1.0, max_grad_norm: float = 1.0) -> tuple[float, float]:
     """One optimisation step: loss = sum over ``sources`` of ``usae_loss(batch, source, cross_weight)``;
-    backward; clip each source SAE's gradient norm to ``max_grad_norm`` and step only the sources'
-    optimisers. The paper's schedule passes one random source (only its encoder and dictionary
-    move, although every decoder is in the loss); the course's passes every model. Returns the loss."""
+    the parameters of the sources' SAEs (and only those) updated on it with ``pa5.optim.optimizer_step``,
+    their gradient clipped to ``max_grad_norm``. ``optimizer`` holds every SAE's parameters. The
+    paper's schedule passes one random source (only its encoder and dictionary move, although every
+    decoder is in the loss); the course's passes every model. Returns (loss, gradient norm before
+    clipping)."""
     if not sources or not set(sources) <= set(usae.names):
         raise ValueError(f"sources must be a non-empty list of {usae.names}, got {sources!r}")
     ### BEGIN SOLUTION
-    for optimizer in optimizers.values():
-        optimizer.zero_grad(set_to_none=True)
     loss = sum(usae_loss(usae, batch, source, cross_weight)[0] for source in sources)
-    loss.backward()
-    for name in sources:
-        torch.nn.utils.clip_grad_norm_(usae.sae(name).parameters(), max_grad_norm)
-        optimizers[name].step()
-    return loss.item()
+    trained = [p for source in sources for p in usae.sae(source).parameters()]
+    grad_norm = optimizer_step(loss, trained, optimizer, max_grad_norm)
+    return loss.item(), grad_norm
     ### END SOLUTION
 
 
@@ -130,40 +130,41 @@ def cross_r2(saes, features: dict[str, torch.Tensor]) -> dict[str, dict[str, flo
     return out
 
 
-def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], epochs: int, batch_size: int,
-               lr: float = 3e-4, schedule: str = "paper", cross_weight: float = 1.5, weight_decay: float = 1e-5,
-               seed: int = 0, monitor_rows: int = 2000) -> list[dict]:
-    """Train ``usae`` on ``features`` ({model name: [N, D_i]}, row n = image n in every model).
+def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], config: SAEConfig, seed: int = 0,
+               monitor_rows: int = 2000) -> list[dict]:
+    """Train ``usae`` on ``features`` ({model name: [N, D_i]}, row n = image n in every model) with
+    ``config.schedule``.
 
-    One AdamW per model (lr, weight_decay 1e-5 as the official code), constant lr. Logs per epoch:
-    mean loss, R^2 (both definitions) for every (source, target) on the first ``monitor_rows``
-    rows, the dead-concept fraction on them, and L0 (mean non-zero codes per input).
+    AdamW (``config.lr``, ``config.weight_decay`` as the official code), constant lr. Logs per epoch:
+    mean loss and gradient norm, R^2 (both definitions) for every (source, target) on the first
+    ``monitor_rows`` rows, the dead-concept fraction on them, and L0 (mean non-zero codes per input).
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if set(features) != set(usae.names):
         raise ValueError(f"features must hold every model's activations {usae.names}, got {list(features)}")
     n = {len(x) for x in features.values()}
     if len(n) != 1:
         raise ValueError(f"features must hold the same images for every model, got N = { {k: len(v) for k, v in features.items()} }")
     n = n.pop()
-    optimizers = {name: torch.optim.AdamW(usae.sae(name).parameters(), lr=lr, weight_decay=weight_decay)
-                  for name in usae.names}
+    optimizer = torch.optim.AdamW(usae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    paper = config.schedule == "paper"
     picker, generator = random.Random(seed), torch.Generator().manual_seed(seed)
     monitor = {k: v[:monitor_rows] for k, v in features.items()}
     history = []
-    for epoch in (bar := tqdm(range(epochs), desc=f"USAE ({schedule})", unit="epoch")):
+    for epoch in (bar := tqdm(range(config.epochs), desc=f"USAE ({config.schedule})", unit="epoch")):
         usae.train()
-        losses = []
-        for indices in torch.randperm(n, generator=generator).split(batch_size):
+        losses, grad_norms = [], []
+        for indices in torch.randperm(n, generator=generator).split(config.batch_size):
             if len(indices) < 2:  # BatchNorm needs two rows
                 continue
             batch = {k: v[indices] for k, v in features.items()}
-            sources = [picker.choice(usae.names)] if schedule == "paper" else usae.names
-            losses.append(usae_step(usae, optimizers, batch, sources, 1.0 if schedule == "paper" else cross_weight))
+            sources = [picker.choice(usae.names)] if paper else usae.names
+            loss, grad_norm = usae_step(usae, optimizer, batch, sources, 1.0 if paper else config.cross_weight,
+                                        config.max_grad_norm)
+            losses.append(loss), grad_norms.append(grad_norm)
         r2 = cross_r2(usae.saes, monitor)
         codes = [all_codes(usae.sae(name), monitor[name]) for name in usae.names]
-        record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "r2": r2,
+        record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses),
+                  "grad_norm": sum(grad_norms) / len(grad_norms), "r2": r2,
                   "dead_fraction": dead_fraction(codes),
                   "l0": sum((z > 0).sum(-1).float().mean().item() for z in codes) / len(codes)}
         history.append(record)
@@ -172,21 +173,21 @@ def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], epochs: in
     return history
 
 
-def train_independent(features: dict[str, torch.Tensor], nb_concepts: int, top_k: int, epochs: int, batch_size: int,
-                      lr: float = 3e-4, weight_decay: float = 1e-5, seed: int = 0) -> dict:
+def train_independent(features: dict[str, torch.Tensor], config: SAEConfig, seed: int = 0) -> dict:
     """The baseline: one TopKSAE per model, same sizes, epochs and optimiser, trained alone with
-    overcomplete's ``train_sae`` (MSE). Returns {model name: trained TopKSAE} in eval mode."""
+    overcomplete's ``train_sae`` (MSE; its own loop clips each step's gradient at
+    ``config.max_grad_norm``). Returns {model name: trained TopKSAE} in eval mode."""
     from overcomplete.sae import train_sae
     from torch.utils.data import DataLoader, TensorDataset
 
     saes = {}
     for name, x in features.items():
         torch.manual_seed(seed)
-        sae = make_sae(x.shape[1], nb_concepts, top_k)
-        loader = DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=True, drop_last=True,
+        sae = make_sae(x.shape[1], config.nb_concepts, config.top_k)
+        loader = DataLoader(TensorDataset(x), batch_size=config.batch_size, shuffle=True, drop_last=True,
                             generator=torch.Generator().manual_seed(seed))
-        optimizer = torch.optim.AdamW(sae.parameters(), lr=lr, weight_decay=weight_decay)
-        train_sae(sae, loader, lambda x, x_hat, *_: ((x - x_hat) ** 2).mean(), optimizer, nb_epochs=epochs,
-                  monitoring=0)
+        optimizer = torch.optim.AdamW(sae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        train_sae(sae, loader, lambda x, x_hat, *_: ((x - x_hat) ** 2).mean(), optimizer, nb_epochs=config.epochs,
+                  clip_grad=config.max_grad_norm, monitoring=0)
         saes[name] = sae.eval()
     return saes

@@ -17,6 +17,9 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from pa5.checks import check_int
+from pa5.optim import optimizer_step
+from task3.config import MaximisationConfig
 from task3.data import IMAGENET_MEAN, IMAGENET_STD
 from task3.models import FEATURE_LAYERS
 
@@ -26,8 +29,7 @@ class FourierImage(torch.nn.Module):
 
     def __init__(self, size: int, decay: float = 1.5, seed: int = 0):
         super().__init__()
-        if not isinstance(size, int) or size < 8:
-            raise ValueError(f"size must be an int >= 8, got {size!r}")
+        check_int("size", size, 8)
         generator = torch.Generator().manual_seed(seed)
         fy = torch.fft.fftfreq(size)[:, None]
         fx = torch.fft.rfftfreq(size)[None, :]
@@ -63,33 +65,29 @@ def concept_objective(model: torch.nn.Module, name: str, normaliser, usae, conce
     return objective
 
 
-def maximise(objective: Callable, size: int, steps: int = 64, lr: float = 0.05, copies: int = 2,
-             jitter: int = 2, noise: float = 0.02, seed: int = 0) -> tuple[torch.Tensor, list[float]]:
-    """Ascend ``objective`` over a Fourier-parameterised image; returns (image [3, size, size] in
-    [0, 1], the objective of the un-jittered image at every step).
+def maximise(objective: Callable, size: int, config: MaximisationConfig,
+             seed: int = 0) -> tuple[torch.Tensor, list[float]]:
+    """Ascend ``objective`` over a Fourier-parameterised image for ``config.steps`` steps; returns
+    (image [3, size, size] in [0, 1], the objective of the un-jittered image at every step).
 
-    Each step scores ``copies`` copies of the image, each rolled by a random (dy, dx) in
+    Each step scores ``config.copies`` copies of the image, each rolled by a random (dy, dx) in
     [-jitter, jitter] pixels, plus N(0, noise^2) pixel noise, clamped to [0, 1] - so the image must
     excite the concept wherever it sits, not through single-pixel patterns - and takes one NAdam step
-    on loss = -mean objective."""
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    (``pa5.optim.optimizer_step``, not clipped) on loss = -mean objective."""
     torch.manual_seed(seed)
     image = FourierImage(size, seed=seed)
-    optimizer = torch.optim.NAdam(image.parameters(), lr=lr)
+    optimizer = torch.optim.NAdam(image.parameters(), lr=config.lr)
     history = []
-    for _ in range(steps):
+    for _ in range(config.steps):
         pixels = image()
         with torch.no_grad():
             history.append(objective(pixels).mean().item())
         ### BEGIN SOLUTION
-        shifts = torch.randint(-jitter, jitter + 1, (copies, 2)).tolist()
+        shifts = torch.randint(-config.jitter, config.jitter + 1, (config.copies, 2)).tolist()
         batch = torch.cat([torch.roll(pixels, shifts=tuple(s), dims=(2, 3)) for s in shifts])
-        batch = (batch + noise * torch.randn_like(batch)).clamp(0, 1)
+        batch = (batch + config.noise * torch.randn_like(batch)).clamp(0, 1)
         loss = -objective(batch).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(loss, image.parameters(), optimizer, max_norm=None)
         ### END SOLUTION
     with torch.no_grad():
         final = image()
@@ -97,14 +95,14 @@ def maximise(objective: Callable, size: int, steps: int = 64, lr: float = 0.05, 
     return final[0].detach(), history
 
 
-def coordinated_maximisation(models: dict, normalisers: dict, usae, concept: int, size: int, steps: int = 64,
-                             seed: int = 0) -> dict[str, tuple[torch.Tensor, list[float]]]:
+def coordinated_maximisation(models: dict, normalisers: dict, usae, concept: int, size: int,
+                             config: MaximisationConfig, seed: int = 0) -> dict[str, tuple[torch.Tensor, list[float]]]:
     """The same concept index maximised in every model: {model name: (image, objective history)}."""
     out = {}
     for name in tqdm(list(models), desc=f"activation maximisation, concept {concept}", unit="model"):
         models[name].eval()
         usae.eval()
-        out[name] = maximise(concept_objective(models[name], name, normalisers[name], usae, concept), size, steps,
+        out[name] = maximise(concept_objective(models[name], name, normalisers[name], usae, concept), size, config,
                              seed=seed)
     return out
 

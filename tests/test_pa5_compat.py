@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import pytest
 
 
 def test_overcomplete_imports_after_pa5():

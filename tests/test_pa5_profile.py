@@ -41,8 +41,8 @@ def test_unknown_profile_lists_the_allowed_ones(monkeypatch, bad):
 @pytest.mark.parametrize("task", TASKS)
 def test_tiny_profile_is_offline_and_full_uses_the_real_assets(task):
     tiny, full = task_profile(task, "tiny"), task_profile(task, "full")
-    assert tiny.hub_assets() == (), "the tiny profile must not need the network"
-    assert full.hub_assets(), "the full profile loads real models / data"
+    assert tiny.assets() == (), "the tiny profile must not need the network"
+    assert full.assets(), "the full profile loads real models / data"
     assert type(tiny) is type(full), "one code path: the same fields, other values"
     with pytest.raises(dataclasses.FrozenInstanceError):
         tiny.name = "full"

@@ -235,7 +235,7 @@ def test_check_names_a_graded_test_that_passes_on_the_stubs(tmp_path):
 
 def test_solution_blocks_outside_the_task_modules_are_refused(tmp_path):
     """Notebooks and tests are copied, not stubbed: a solution block there would ship."""
-    notebook = {"cells": [{"cell_type": "code", "source": [f"def f():\n", f"    {BEGIN}\n", "    return 1\n",
+    notebook = {"cells": [{"cell_type": "code", "source": ["def f():\n", f"    {BEGIN}\n", "    return 1\n",
                                                              f"    {END}\n"]}]}
     for rel, text in (("task9/task9.ipynb", json.dumps(notebook)), ("tests/test_x.py", MODULE)):
         root = tmp_path / rel.replace("/", "_")

@@ -8,7 +8,7 @@ import torchvision
 
 from pa5 import hub, standins
 from pa5.standins import cifar, lm
-from pa5.standins.judge import count_words, judge
+from pa5.judge import count_words, judge
 from pa5.standins.world import FAMILIES, World, WorldConfig
 
 SMALL_WORLD = WorldConfig(n_train_pairs=200, n_test_pairs=60)

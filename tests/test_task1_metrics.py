@@ -33,7 +33,7 @@ def test_bleu_and_self_bleu():
 
 
 def test_tiny_quality_is_the_gold_judge():
-    score = QualityScorer("standin:judge")
+    score = QualityScorer(None)
     assert score(["What is the capital of France?", "Describe a cat in exactly 3 words."],
                  ["Its capital is Paris.", "A small cat sleeps."]) == [1.0, 0.0]
     with pytest.raises(ValueError, match="same length"):

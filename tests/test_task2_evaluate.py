@@ -4,9 +4,11 @@ import math
 import pytest
 import torch
 
-from task2 import data, dpo
+from pa5.judge import gold_score
+from task2 import data, policy
 from task2 import evaluate as ev
 from task2 import reward_model as rm
+from task2.config import EvaluationConfig
 
 MODEL = "standin:smollm2"
 
@@ -29,8 +31,8 @@ def test_evaluation_prompts_are_the_course_prompts_then_distinct_test_questions(
     prompts = ev.evaluation_prompts(test_rows, 20)
     assert [p["question"] for p in prompts[:3]] == list(ev.COURSE_PROMPTS)
     assert len(prompts) == 23 and len({p["question"] for p in prompts}) == 23
-    assert ev.gold_verdict("Summarise this article about tax law.", "OK.") == (pytest.approx(math.nan, nan_ok=True), "open")
-    assert ev.gold_verdict("What is the capital of France?", "Its capital is Paris.") == (1.0, "capital")
+    assert gold_score("Summarise this article about tax law.", "OK.") == (pytest.approx(math.nan, nan_ok=True), "open")
+    assert gold_score("What is the capital of France?", "Its capital is Paris.") == (1.0, "capital")
 
 
 def test_batched_greedy_generation_matches_one_prompt_at_a_time(tokenizer, test_rows):
@@ -38,7 +40,7 @@ def test_batched_greedy_generation_matches_one_prompt_at_a_time(tokenizer, test_
     from transformers import AutoModelForCausalLM
     model = hub.from_pretrained(AutoModelForCausalLM, MODEL).eval()
     prompts = ev.evaluation_prompts(test_rows, 5)
-    batched_prompts, batched = ev.generate(model, tokenizer, prompts, max_new_tokens=24)
+    batched_prompts, batched = policy.generate(model, tokenizer, prompts, max_new_tokens=24)
     end = data.end_of_turn_id(tokenizer)
     for prompt, ids, completion in zip(prompts, batched_prompts, batched):
         alone = model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False, pad_token_id=end,
@@ -49,40 +51,42 @@ def test_batched_greedy_generation_matches_one_prompt_at_a_time(tokenizer, test_
 
 
 def test_kl_estimate_is_zero_for_the_reference_and_positive_after_training(tokenizer, test_rows):
-    policy = dpo.load_policy(MODEL)
+    model = policy.load_policy(MODEL)
     prompts = ev.evaluation_prompts(test_rows, 6)
-    p, samples = ev.generate(policy, tokenizer, prompts, 24, do_sample=True, samples=3, seed=0)
+    p, samples = policy.generate(model, tokenizer, prompts, 24, do_sample=True, samples=3, seed=0)
     assert len(samples) == 3 * len(prompts) and p[:3] == [p[0]] * 3, "samples of one prompt are consecutive"
-    assert ev.log_ratios(policy, p, samples, tokenizer.pad_token_id).abs().max() < 1e-5, "B = 0: policy == reference"
+    assert ev.log_ratios(model, p, samples, tokenizer.pad_token_id).abs().max() < 1e-5, "B = 0: policy == reference"
     with torch.no_grad():
-        for name, param in policy.named_parameters():
+        for name, param in model.named_parameters():
             if "lora_B" in name:
                 param.normal_(0, 0.2)
-    p, samples = ev.generate(policy, tokenizer, prompts, 24, do_sample=True, samples=3, seed=0)  # from the new policy
-    ratios = ev.log_ratios(policy, p, samples, tokenizer.pad_token_id)
+    p, samples = policy.generate(model, tokenizer, prompts, 24, do_sample=True, samples=3, seed=0)  # from the new policy
+    ratios = ev.log_ratios(model, p, samples, tokenizer.pad_token_id)
     with torch.no_grad():
         batch = data.pad_sequences([a + b for a, b in zip(p, samples)], [[0] * len(a) + [1] * len(b) for a, b in zip(p, samples)],
                                    tokenizer.pad_token_id)
-        lp = dpo.sequence_logps(dpo.forward_logits(policy, batch), batch["input_ids"], batch["loss_mask"])
-        with policy.disable_adapter():
-            lq = dpo.sequence_logps(dpo.forward_logits(policy, batch), batch["input_ids"], batch["loss_mask"])
+        lp = policy.sequence_logps(policy.forward_logits(model, batch), batch["input_ids"], batch["loss_mask"])
+        with model.disable_adapter():
+            lq = policy.sequence_logps(policy.forward_logits(model, batch), batch["input_ids"], batch["loss_mask"])
     torch.testing.assert_close(ratios, lp - lq)
     assert ratios.mean() > 0, "a Monte-Carlo KL(policy || reference) on the policy's own samples is positive on average"
 
 
 def test_evaluate_model_rows_and_summary(tokenizer, test_rows):
-    policy = dpo.load_policy(MODEL)
-    scorer = rm.RewardScorer(rm.load_reward_model(MODEL, tokenizer.pad_token_id), tokenizer)
+    model = policy.load_policy(MODEL)
+    scorer = rm.RewardScorer(rm.load_reward_model(MODEL, tokenizer.pad_token_id), tokenizer.pad_token_id)
     prompts = ev.evaluation_prompts(test_rows, 8)
-    frame = ev.evaluate_model("base", policy, tokenizer, prompts, scorer, max_new_tokens=24, kl_samples=2)
+    frame = ev.evaluate_model("base", model, tokenizer, prompts, scorer, EvaluationConfig(n_prompts=8, max_new_tokens=24,
+                                                                                          kl_samples=2))
     assert list(frame.columns) == ["model", "prompt", "family", "prompt_type", "response", "rm_reward", "gold", "length",
                                    "words", "kl"]
     assert set(frame["prompt_type"]) <= {"constraint", "safety", "factual"}
     assert len(frame) == 11 and set(frame["family"]) <= {"capital", "word_count", "safety", "listing"}
-    expected = scorer(frame["prompt"].tolist(), frame["response"].tolist())
-    torch.testing.assert_close(torch.tensor(frame["rm_reward"].tolist()), expected)
+    prompt_ids, completions = policy.generate(model, tokenizer, prompts, 24)
+    torch.testing.assert_close(torch.tensor(frame["rm_reward"].tolist()), scorer(prompt_ids, completions), msg=lambda m: (
+        "the reward model scores each answer's own token ids (prompt + completion as generated)\n" + m))
     summary = ev.summarize(frame)["base"]
     assert summary["gold_success"] == pytest.approx(frame["gold"].mean())
     assert summary["kl"] == pytest.approx(0.0, abs=1e-5) and summary["n_prompts"] == 11
     with pytest.raises(ValueError, match="kl_samples"):
-        ev.evaluate_model("base", policy, tokenizer, prompts, scorer, 24, kl_samples=0)
+        EvaluationConfig(n_prompts=8, max_new_tokens=24, kl_samples=0)

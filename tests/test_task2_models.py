@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 
-from task2 import data, dpo
+from task2 import data, dpo, policy
 from task2 import reward_model as rm
-from task2.training import lora_config, make_optimizer
+from task2.config import DPOConfig, LoRAConfig, RewardModelConfig
+from task2.training import make_optimizer
 from tests.test_task2_data import ROWS
 
 MODEL = "standin:smollm2"
@@ -74,21 +75,21 @@ def test_sequence_logps_matches_a_brute_force_loop_on_a_grid():
             for t in range(1, length):
                 if mask[b, t]:
                     expected[b] += logits[b, t - 1].log_softmax(-1)[labels[b, t]]
-        torch.testing.assert_close(dpo.sequence_logps(logits, labels, mask), expected)
+        torch.testing.assert_close(policy.sequence_logps(logits, labels, mask), expected)
 ### END HIDDEN TESTS
 
 
 @pytest.mark.points(1)
 def test_token_kl_hand_case():
     # completion token t is predicted at position t - 1: only position 0 counts for row 0, none for row 1
-    policy = torch.tensor([[[0.0, 0.0], [9.0, -9.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    policy_logits = torch.tensor([[[0.0, 0.0], [9.0, -9.0]], [[0.0, 0.0], [0.0, 0.0]]])
     reference = torch.tensor([[[math.log(3.0), 0.0], [-9.0, 9.0]], [[5.0, 0.0], [0.0, 5.0]]])
     mask = torch.tensor([[0, 1], [0, 0]])
     # KL((1/2, 1/2) || (3/4, 1/4)) = 1/2 ln(2/3) + 1/2 ln 2 = 1/2 ln(4/3)
-    torch.testing.assert_close(dpo.token_kl(policy, reference, mask), torch.tensor([0.5 * math.log(4 / 3), 0.0]),
+    torch.testing.assert_close(policy.token_kl(policy_logits, reference, mask), torch.tensor([0.5 * math.log(4 / 3), 0.0]),
                                msg=lambda m: "sum over completion tokens t of KL(policy || reference) at position "
                                              "t - 1, exact over the vocabulary\n" + m)
-    assert dpo.token_kl(policy, policy, mask).abs().max() < 1e-6, "a model has no KL to itself"
+    assert policy.token_kl(policy_logits, policy_logits, mask).abs().max() < 1e-6, "a model has no KL to itself"
 
 
 ### BEGIN HIDDEN TESTS
@@ -102,42 +103,42 @@ def test_token_kl_is_exact_and_zero_for_identical_models():
         if mask[b, t]:
             lp, lq = p[b, t - 1].log_softmax(-1), q[b, t - 1].log_softmax(-1)
             expected[b] += (lp.exp() * (lp - lq)).sum()
-    torch.testing.assert_close(dpo.token_kl(p, q, mask), expected)
-    assert dpo.token_kl(p, p, mask).abs().max() < 1e-6
+    torch.testing.assert_close(policy.token_kl(p, q, mask), expected)
+    assert policy.token_kl(p, p, mask).abs().max() < 1e-6
     with pytest.raises(ValueError, match="policy_logits"):
-        dpo.token_kl(p, q[:, :3], mask)
+        policy.token_kl(p, q[:, :3], mask)
 ### END HIDDEN TESTS
 
 
 @pytest.mark.points(1)
 def test_log_probs_do_not_depend_on_the_padding_side(tokenizer, pairs):
-    policy = dpo.load_policy(MODEL).eval()
+    model = policy.load_policy(MODEL).eval()
     with torch.no_grad():
         sides = []
         for side in ("right", "left"):
             batch = data.collate_pairs(pairs, tokenizer.pad_token_id, side)
-            sides.append(dpo.sequence_logps(dpo.forward_logits(policy, batch), batch["input_ids"], batch["loss_mask"]))
+            sides.append(policy.sequence_logps(policy.forward_logits(model, batch), batch["input_ids"], batch["loss_mask"]))
     torch.testing.assert_close(sides[0], sides[1], atol=1e-4, rtol=1e-5, msg=lambda m: (
         "left-padded rows need position_ids counted over real tokens\n" + m))
 
 
 @pytest.mark.points(3)
 def test_dpo_training_starts_at_ln2_the_reference_stays_the_base_and_the_pairs_are_learned(tokenizer, pairs):
-    policy = dpo.load_policy(MODEL)
+    model = policy.load_policy(MODEL)
     pad = tokenizer.pad_token_id
-    before = dpo.pair_logps(policy, pairs, pad)
-    reference = dpo.reference_logps(policy, pairs, pad)
+    before = dpo.pair_logps(model, pairs, pad)
+    reference = dpo.reference_logps(model, pairs, pad)
     torch.testing.assert_close(before, reference, msg=lambda m: "LoRA starts with B = 0: policy == reference\n" + m)
-    start = dpo.evaluate_dpo(policy, pairs, pad, beta=0.1)
+    start = dpo.evaluate_dpo(model, pairs, pad, beta=0.1)
     assert start["reward_accuracy"] == 0.0 and abs(start["margin"]) < 1e-6, "accuracy is strict: ties are not wins"
-    history = dpo.train_dpo(policy, pairs, pad, beta=0.1, steps=25, batch_size=8, lr=5e-3, ref_logps=reference,
-                            kl_every=5)
+    history = dpo.train_dpo(model, pairs, pad, DPOConfig(beta=0.1, steps=25, batch_size=8, lr=5e-3, kl_every=5),
+                            ref_logps=reference)
     assert history[0]["loss"] == pytest.approx(math.log(2), abs=1e-6), "step 0: policy == reference, loss ln 2"
     assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6) and history[-5]["kl"] > 0
     assert {"reward_accuracy", "margin", "chosen_reward", "rejected_reward", "grad_norm"} <= set(history[-1])
-    torch.testing.assert_close(dpo.reference_logps(policy, pairs, pad), reference, msg=lambda m: (
+    torch.testing.assert_close(dpo.reference_logps(model, pairs, pad), reference, msg=lambda m: (
         "the reference is the base: disabling the adapter must undo training\n" + m))
-    end = dpo.evaluate_dpo(policy, pairs, pad, beta=0.1)
+    end = dpo.evaluate_dpo(model, pairs, pad, beta=0.1)
     assert end["reward_accuracy"] == 1.0 and end["margin"] > 0, "25 steps on 8 pairs must fit them"
 
 
@@ -152,34 +153,37 @@ def test_reward_model_learns_pairs_and_its_saved_adapter_reloads(tokenizer, pair
     assert any("lora_A" in n for n in trainable) and any("score" in n for n in trainable), \
         "LoRA on q/v and the score head are trained"
     assert not any("embed_tokens" in n or "mlp" in n for n in trainable), "the backbone stays frozen"
-    history = rm.train_reward_model(model, pairs, tokenizer.pad_token_id, steps=30, batch_size=8, lr=3e-3)
+    history = rm.train_reward_model(model, pairs, tokenizer.pad_token_id, RewardModelConfig(steps=30, batch_size=8, lr=3e-3))
     result = rm.evaluate_reward_model(model, pairs, tokenizer.pad_token_id)
     assert result["accuracy"] == 1.0 and result["margin"] > 0 and history[-1]["loss"] < history[0]["loss"]
     path = rm.save_adapter(model, tmp_path / "rm")
     assert path.name == "adapter_model.safetensors" and path.exists()
     base = hub.from_pretrained(AutoModelForSequenceClassification, MODEL, num_labels=1)
     reloaded = PeftModel.from_pretrained(base, tmp_path / "rm").eval()
-    scorer_a = rm.RewardScorer(model, tokenizer)
-    scorer_b = rm.RewardScorer(reloaded, tokenizer)
-    questions, responses = [r["question"] for r in ROWS], [r["chosen"] for r in ROWS]
-    torch.testing.assert_close(scorer_a(questions, responses), scorer_b(questions, responses))
+    scorer_a = rm.RewardScorer(model, tokenizer.pad_token_id)
+    scorer_b = rm.RewardScorer(reloaded, tokenizer.pad_token_id)
+    prompts = [data.prompt_ids(tokenizer, r["system"], r["question"]) for r in ROWS]
+    completions = [data.completion_ids(tokenizer, r["chosen"]) for r in ROWS]
+    torch.testing.assert_close(scorer_a(prompts, completions), scorer_b(prompts, completions))
     with pytest.raises(ValueError, match="same length"):
-        scorer_a(questions, responses[:1])
+        scorer_a(prompts, completions[:1])
 
 
 def test_bad_inputs_raise_value_errors_naming_the_argument(tokenizer, pairs):
     x = torch.zeros(3)
     cases = [
         (lambda: dpo.dpo_loss(x, x, x, x, beta=-1.0), "beta"),
-        (lambda: dpo.dpo_loss(x, x, x, torch.zeros(2), beta=0.1), r"\[B\]"),
+        (lambda: dpo.dpo_loss(x, x, x, torch.zeros(2), beta=0.1), "ref_rejected_logps.*one shape"),
         (lambda: dpo.dpo_loss(*[torch.zeros(0)] * 4, beta=0.1), "empty"),
         (lambda: rm.bradley_terry_loss(torch.zeros(0), torch.zeros(0)), "empty"),
         (lambda: rm.bradley_terry_loss(x, x, margin=torch.zeros(2)), "margin"),
-        (lambda: lora_config("CAUSAL_LM", 0, 32), "r"),
-        (lambda: lora_config("CAUSAL_LM", 8, 0), "alpha"),
+        (lambda: LoRAConfig(r=0), "r must be"),
+        (lambda: LoRAConfig(alpha=0), "alpha"),
         (lambda: make_optimizer(list(torch.nn.Linear(1, 1).parameters()), 0.0), "lr"),
-        (lambda: dpo.train_dpo(None, pairs, 0, 0.1, 1, 8, 1e-3, ref_logps=torch.zeros(3, 2)), "ref_logps"),
-        (lambda: dpo.train_dpo(None, pairs, 0, 0.1, 1, 8, 1e-3, nll_weight=-1.0), "nll_weight"),
+        (lambda: dpo.train_dpo(None, pairs, 0, DPOConfig(steps=1, batch_size=8, lr=1e-3), ref_logps=torch.zeros(3, 2)),
+         "ref_logps"),
+        (lambda: DPOConfig(steps=1, batch_size=8, lr=1e-3, nll_weight=-1.0), "nll_weight"),
+        (lambda: RewardModelConfig(steps=-1, batch_size=8, lr=1e-3), "steps"),
         (lambda: data.pad_sequences([], [], 0), "sequences"),
     ]
     for call, name in cases:

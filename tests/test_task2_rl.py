@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from task2 import grpo, ppo
+from task2 import grpo, policy, ppo
+from task2.config import GRPO_LOSS_TYPES, GRPOConfig, PPOConfig
 
 # three rows over T = 6: prompt positions (0), completion (1), right padding (0) - and in row 2 a hole
 MASK = torch.tensor([[0, 0, 1, 1, 1, 0],
@@ -102,10 +103,10 @@ def test_token_rewards_put_the_score_on_the_last_completion_token():
     expected[2, 4] += 0.5
     torch.testing.assert_close(rewards, expected, msg=lambda m: (
         "r_t = -kl_coef * KL_t on completion tokens, + the score on the LAST completion token (not the last column)\n" + m))
-    k3 = ppo.kl_estimate(torch.tensor([-1.0]), torch.tensor([-1.5]), "k3")
+    k3 = policy.kl_estimate(torch.tensor([-1.0]), torch.tensor([-1.5]), "k3")
     assert k3.item() == pytest.approx(math.exp(-0.5) - 1 + 0.5), "k3 = exp(ref - logp) - (ref - logp) - 1"
     with pytest.raises(ValueError, match="estimator"):
-        ppo.kl_estimate(logps, ref, "k2")
+        policy.kl_estimate(logps, ref, "k2")
     with pytest.raises(ValueError, match="kl_coef"):
         ppo.token_rewards(scores, logps, ref, MASK, kl_coef=-1.0)
 
@@ -187,7 +188,7 @@ def test_grpo_loss_aggregations_on_a_hand_computed_batch():
     advantages = torch.tensor([1.0, -0.5])
     logps = torch.zeros(2, 4)
     losses = {t: grpo.grpo_loss(logps, logps, advantages, mask, t, max_completion_length=8, num_items=12)[0].item()
-              for t in grpo.LOSS_TYPES}
+              for t in GRPO_LOSS_TYPES}
     assert losses["grpo"] == pytest.approx((-1.0 + 0.5) / 2), "grpo: token mean per sequence, then mean"
     assert losses["bnpo"] == pytest.approx((-2.0 + 2.0) / 6), "bnpo: all tokens / number of tokens"
     assert losses["dr_grpo"] == pytest.approx(0.0 / (2 * 8)), "dr_grpo: all tokens / (N * max_completion_length)"
@@ -210,8 +211,8 @@ PROMPTS = [{"system": "", "question": q} for q in
             "Name the capital of Ceia.")]
 
 
-def _length_scorer(questions, responses):
-    return torch.tensor([len(r) / 10 for r in responses])
+def _length_scorer(prompts, completions):
+    return torch.tensor([len(c) / 10 for c in completions])
 
 
 @pytest.fixture(scope="module")
@@ -222,23 +223,25 @@ def tokenizer():
     return hub.from_pretrained(AutoTokenizer, MODEL)
 
 
+def _rl_config(max_new_tokens: int, missing_eos_penalty: float = 1.0) -> GRPOConfig:
+    return GRPOConfig(steps=1, prompts_per_step=1, lr=1e-3, max_new_tokens=max_new_tokens,
+                      missing_eos_penalty=missing_eos_penalty)
+
+
 def test_rollout_penalises_a_completion_that_never_ends(tokenizer):
-    from task2 import dpo
     from task2.rollout import sample_rollout
 
-    policy = dpo.load_policy(MODEL)
-    cut = sample_rollout(policy, tokenizer, PROMPTS, _length_scorer, samples=2, max_new_tokens=1, temperature=1.0,
-                         missing_eos_penalty=1.5, seed=0)
+    model = policy.load_policy(MODEL)
+    cut = sample_rollout(model, tokenizer, PROMPTS, _length_scorer, samples=2, config=_rl_config(1, 1.5), seed=0)
     assert len(cut.responses) == 8 and cut.batch["loss_mask"].sum(-1).eq(1).all()
     assert not cut.ended.any(), "one token is never a whole answer here: nothing ended"
     torch.testing.assert_close(cut.score, cut.rm_reward - 1.5, msg=lambda m: (
         "a completion without <|im_end|> gets missing_eos_penalty subtracted from its score\n" + m))
-    full = sample_rollout(policy, tokenizer, PROMPTS, _length_scorer, samples=2, max_new_tokens=48, temperature=1.0,
-                          missing_eos_penalty=1.5, seed=0)
+    full = sample_rollout(model, tokenizer, PROMPTS, _length_scorer, samples=2, config=_rl_config(48, 1.5), seed=0)
     assert full.ended.all() and torch.equal(full.score, full.rm_reward)
     assert full.prompts[0] == full.prompts[1] == PROMPTS[0], "samples of one prompt are consecutive rows"
     with pytest.raises(ValueError, match="missing_eos_penalty"):
-        sample_rollout(policy, tokenizer, PROMPTS, _length_scorer, 1, 4, 1.0, -1.0, 0)
+        _rl_config(4, -1.0)
 
 
 def _lora_state(model):
@@ -250,62 +253,58 @@ def test_ppo_updates_policy_and_critic_keeps_the_reference_and_reruns_identicall
     from transformers import AutoModelForCausalLM
 
     from pa5 import hub
-    from task2 import dpo
     from task2 import reward_model as rm
 
-    config = ppo.PPOConfig(steps=2, prompts_per_step=4, minibatch_size=2, epochs=2, lr=1e-3, max_new_tokens=16)
+    config = PPOConfig(steps=2, prompts_per_step=4, minibatch_size=2, epochs=2, lr=1e-3, max_new_tokens=16)
     runs = []
     for _ in range(2):
-        policy, critic = dpo.load_policy(MODEL), ppo.load_value_model(rm.load_reward_model(MODEL, 0))
-        before_policy, before_critic = _lora_state(policy), _lora_state(critic)
-        history = ppo.train_ppo(policy, critic, tokenizer, PROMPTS, _length_scorer, config)
-        runs.append((history, policy))
-    history, policy = runs[0]
-    for key in ("rm_reward", "gold_success", "kl", "clip_fraction", "entropy", "value_loss", "policy_loss", "length"):
+        model, critic = policy.load_policy(MODEL), ppo.load_value_model(rm.load_reward_model(MODEL, 0))
+        before_policy, before_critic = _lora_state(model), _lora_state(critic)
+        history = ppo.train_ppo(model, critic, tokenizer, PROMPTS, _length_scorer, config)
+        runs.append((history, model))
+    history, model = runs[0]
+    for key in ("rm_reward", "gold_success", "kl", "clip_fraction", "entropy", "value_loss", "policy_loss", "length",
+                "grad_norm"):
         assert all(math.isfinite(h[key]) for h in history), f"{key} is logged every step"
     assert history[0]["kl"] == pytest.approx(0.0, abs=1e-5), "step 1 samples from the reference itself: KL 0"
-    assert any(not torch.equal(before_policy[n], p) for n, p in _lora_state(policy).items()), "the policy's LoRA moved"
+    assert any(not torch.equal(before_policy[n], p) for n, p in _lora_state(model).items()), "the policy's LoRA moved"
     assert any(not torch.equal(before_critic[n], p) for n, p in _lora_state(critic).items()), "the critic's LoRA moved"
     base = hub.from_pretrained(AutoModelForCausalLM, MODEL)
     ids = torch.tensor([[1, 5, 6, 7]])
-    with torch.no_grad(), dpo.reference_mode(policy):
-        torch.testing.assert_close(policy(input_ids=ids).logits, base(input_ids=ids).logits,
+    with torch.no_grad(), policy.reference_mode(model):
+        torch.testing.assert_close(model(input_ids=ids).logits, base(input_ids=ids).logits,
                                    msg=lambda m: "the reference (adapter disabled) must stay the base model\n" + m)
     assert [h["rm_reward"] for h in runs[0][0]] == [h["rm_reward"] for h in runs[1][0]], "a seeded rerun is identical"
 
 
 @pytest.mark.points(2)
 def test_grpo_trains_on_groups_and_logs_zero_spread(tokenizer):
-    from task2 import dpo
-
-    config = grpo.GRPOConfig(steps=2, prompts_per_step=2, group_size=4, lr=1e-3, max_new_tokens=16)
-    policy = dpo.load_policy(MODEL)
-    before = _lora_state(policy)
-    history = grpo.train_grpo(policy, tokenizer, PROMPTS, _length_scorer, config)
+    config = GRPOConfig(steps=2, prompts_per_step=2, group_size=4, lr=1e-3, max_new_tokens=16)
+    model = policy.load_policy(MODEL)
+    before = _lora_state(model)
+    history = grpo.train_grpo(model, tokenizer, PROMPTS, _length_scorer, config)
     assert len(history) == 2
-    for key in ("rm_reward", "gold_success", "kl", "zero_spread_groups", "clip_fraction", "entropy", "loss"):
+    for key in ("rm_reward", "gold_success", "kl", "zero_spread_groups", "clip_fraction", "entropy", "loss", "grad_norm"):
         assert math.isfinite(history[0][key]), f"{key} is logged"
     assert 0.0 <= history[0]["zero_spread_groups"] <= 1.0
     assert history[0]["clip_fraction"] == 0.0, "one update per generation: the ratio is 1, nothing is clipped"
-    assert any(not torch.equal(before[n], p) for n, p in _lora_state(policy).items()), "the policy's LoRA moved"
-    constant = grpo.train_grpo(dpo.load_policy(MODEL), tokenizer, PROMPTS, lambda q, r: torch.ones(len(r)), config)
+    assert any(not torch.equal(before[n], p) for n, p in _lora_state(model).items()), "the policy's LoRA moved"
+    constant = grpo.train_grpo(policy.load_policy(MODEL), tokenizer, PROMPTS, lambda p, c: torch.ones(len(c)), config)
     assert constant[0]["zero_spread_groups"] == 1.0 and constant[0]["loss"] == 0.0, \
         "equal rewards in every group: all advantages 0, loss exactly 0"
 
 
 @pytest.mark.points(1)
 def test_policy_logps_skips_prompt_logits_without_changing_a_value(tokenizer):
-    from task2 import dpo
     from task2.data import pad_completions, prompt_ids
-    from task2.rollout import policy_logps
 
-    policy = dpo.load_policy(MODEL)
+    model = policy.load_policy(MODEL)
     prompts = [prompt_ids(tokenizer, "", p["question"]) for p in PROMPTS]  # prompts of different lengths
     completions = [[5, 6, 7, 2], [8, 2], [9, 10, 11, 12, 13, 2], [14, 2]]
     batch = pad_completions(prompts, completions, tokenizer.pad_token_id)
     with torch.no_grad():
-        logps, entropy = policy_logps(policy, batch, temperature=0.7, entropy=True)
-        logits = dpo.forward_logits(policy, batch)
-    torch.testing.assert_close(logps, dpo.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.7))
-    torch.testing.assert_close(entropy, dpo.token_entropy(logits, batch["loss_mask"], 0.7))
+        logps, entropy = policy.policy_logps(model, batch, temperature=0.7, entropy=True)
+        logits = policy.forward_logits(model, batch)
+    torch.testing.assert_close(logps, policy.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.7))
+    torch.testing.assert_close(entropy, policy.token_entropy(logits, batch["loss_mask"], 0.7))
     assert (logps != 0).sum() == sum(map(len, completions)), "one log-prob per completion token, <|im_end|> included"

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from task2 import data, dpo
+from task2 import config as task2_config
+from task2 import data, dpo, policy
 from task2 import reward_model as rm
 
 MODEL = "standin:smollm2"
@@ -56,8 +57,8 @@ def test_dpo_loss_equals_dpo_trainer_at_ln2_and_after_optimizer_steps(tokenizer,
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    policy = dpo.load_policy(MODEL, seed=0)
-    theirs_model, ours_model = copy.deepcopy(policy), copy.deepcopy(policy)
+    model = policy.load_policy(MODEL, seed=0)
+    theirs_model, ours_model = copy.deepcopy(model), copy.deepcopy(model)
     steps, lr, beta = 4, 2e-3, 0.1
 
     recorded = []
@@ -82,8 +83,8 @@ def test_dpo_loss_equals_dpo_trainer_at_ln2_and_after_optimizer_steps(tokenizer,
         "same completion mask as TRL, <|im_end|> included"
     trainer.train()
 
-    history = dpo.train_dpo(ours_model, pairs, tokenizer.pad_token_id, beta=beta, steps=steps, batch_size=len(rows),
-                            lr=lr, kl_every=0)
+    config = task2_config.DPOConfig(beta=beta, steps=steps, batch_size=len(rows), lr=lr, kl_every=0)
+    history = dpo.train_dpo(ours_model, pairs, tokenizer.pad_token_id, config)
     ours = [h["loss"] for h in history]
     assert recorded[0] == pytest.approx(math.log(2), abs=1e-7) and ours[0] == pytest.approx(math.log(2), abs=1e-7)
     assert ours[-1] < ours[0] - 1e-3, "the loss must move for the comparison to mean something"
@@ -98,15 +99,15 @@ def grpo_case(tokenizer):
     from task2.data import pad_completions, prompt_ids
 
     torch.manual_seed(0)
-    policy = dpo.load_policy(MODEL, seed=0)
+    model = policy.load_policy(MODEL, seed=0)
     with torch.no_grad():
-        for name, parameter in policy.named_parameters():
+        for name, parameter in model.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(0, 0.05)
     prompt = prompt_ids(tokenizer, "", "What is the capital of France?")
     completions = [torch.randint(3, len(tokenizer), (n,)).tolist() for n in (5, 3, 8, 6, 2, 8, 4, 7)]
     batch = pad_completions([prompt] * 8, completions, tokenizer.pad_token_id)
-    return policy, batch, len(prompt)
+    return model, batch, len(prompt)
 
 
 @pytest.mark.points(0.5)
@@ -120,10 +121,9 @@ def test_grpo_loss_and_gradient_equal_grpo_trainer(grpo_case, tokenizer, loss_ty
     from trl import GRPOConfig, GRPOTrainer
 
     from task2 import grpo
-    from task2.rollout import policy_logps
 
-    policy, batch, prompt_length = grpo_case
-    theirs_model, ours_model = copy.deepcopy(policy), copy.deepcopy(policy)
+    model, batch, prompt_length = grpo_case
+    theirs_model, ours_model = copy.deepcopy(model), copy.deepcopy(model)
     temperature, max_completion_length = 0.7, 8
     args = GRPOConfig(output_dir=str(tmp_path), loss_type=loss_type, beta=beta, epsilon=0.2, temperature=temperature,
                       num_generations=4, max_completion_length=max_completion_length, per_device_train_batch_size=8,
@@ -136,7 +136,7 @@ def test_grpo_loss_and_gradient_equal_grpo_trainer(grpo_case, tokenizer, loss_ty
     mask = batch["loss_mask"][:, prompt_length:].float()
     torch.manual_seed(1)
     with torch.no_grad():
-        current = policy_logps(ours_model, batch, temperature)[0][:, prompt_length:]
+        current = policy.policy_logps(ours_model, batch, temperature)[0][:, prompt_length:]
     # old log-probs off by up to +-0.4 so that some ratios leave [0.8, 1.2] and both clip branches are used
     old = (current + torch.empty_like(current).uniform_(-0.4, 0.4)) * mask
     ref = (current + torch.empty_like(current).uniform_(-0.3, 0.3)) * mask
@@ -150,7 +150,7 @@ def test_grpo_loss_and_gradient_equal_grpo_trainer(grpo_case, tokenizer, loss_ty
     theirs.backward()
 
     ours_model.train()
-    logps = policy_logps(ours_model, batch, temperature)[0]
+    logps = policy.policy_logps(ours_model, batch, temperature)[0]
     pad = torch.nn.functional.pad
     ours, stats = grpo.grpo_loss(logps, pad(old, (prompt_length, 0)), advantages, batch["loss_mask"], loss_type,
                                  epsilon=0.2, beta=beta, ref_logps=pad(ref, (prompt_length, 0)),

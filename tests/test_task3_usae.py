@@ -1,10 +1,12 @@
 """Task 3: the universality metrics, the USAE's loss and training schedule, the feature hooks."""
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from task3 import models, usae as U, universality as UV
+from task3.config import SAEConfig
 
 
 @pytest.mark.points(2)
@@ -108,15 +110,18 @@ def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources():
     usae, batch = _two_model_usae()
     for name in usae.names:  # overcomplete renormalises atoms in place on first use in train mode
         usae.dictionary(name)
-    optimizers = {n: torch.optim.SGD(usae.sae(n).parameters(), lr=0.1) for n in usae.names}
+    optimizer = torch.optim.SGD(usae.parameters(), lr=0.1)
     expected = U.usae_loss(usae, batch, "b", cross_weight=2.0)[0].item()
     before = {n: p.detach().clone() for n, p in usae.named_parameters()}
-    assert U.usae_step(usae, optimizers, batch, ["b"], cross_weight=2.0) == pytest.approx(expected, rel=1e-6), \
+    loss, grad_norm = U.usae_step(usae, optimizer, batch, ["b"], cross_weight=2.0)
+    assert loss == pytest.approx(expected, rel=1e-6), \
         "usae_step returns the loss it stepped on: usae_loss for each source, summed"
+    assert grad_norm > 0, "and the gradient norm of the parameters it stepped"
     moved = _moved_models(usae, before)
-    assert moved == {"b"}, f"only the sources' optimisers step (model a's decoder has a gradient too), moved: {moved}"
+    assert moved == {"b"}, f"only the sources' SAEs move (model a's decoder is in the loss too), moved: {moved}"
+    assert all(p.grad is None for p in usae.parameters()), "no gradient is left behind for a later step"
     with pytest.raises(ValueError, match="sources"):
-        U.usae_step(usae, optimizers, batch, ["c"])
+        U.usae_step(usae, optimizer, batch, ["c"])
 
 
 @pytest.mark.points(2)
@@ -130,10 +135,11 @@ def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model(
     for name in usae.names:  # overcomplete renormalises atoms in place on first use in train mode: do it now
         usae.dictionary(name)
     before = {n: p.detach().clone() for n, p in usae.named_parameters()}
-    U.train_usae(usae, batch, epochs=1, batch_size=16, lr=1e-2, schedule="paper", seed=3, monitor_rows=16)
+    config = SAEConfig(nb_concepts=12, top_k=3, epochs=1, batch_size=16, lr=1e-2)
+    U.train_usae(usae, batch, config, seed=3, monitor_rows=16)
     moved = _moved_models(usae, before)
     assert len(moved) == 1, f"the paper's schedule steps only the chosen model's SAE, moved: {moved}"
-    U.train_usae(usae, batch, epochs=1, batch_size=16, lr=1e-2, schedule="course", monitor_rows=16)
+    U.train_usae(usae, batch, dataclasses.replace(config, schedule="course"), monitor_rows=16)
     after = {n: p.detach().clone() for n, p in usae.named_parameters()}
     assert all(not torch.equal(before[n], after[n]) for n in before if "weight" in n and "dictionary" in n), \
         "the course's schedule steps every model"

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from task3 import usae as U, visualize as V
+from task3.config import MaximisationConfig
 from task3.models import Standardizer
 
 
@@ -45,7 +46,7 @@ def test_fourier_image_is_in_range_with_the_expected_shape():
 def test_maximisation_increases_the_pre_topk_code(setup):
     models, usae, normalisers = setup
     objective = V.concept_objective(models["tiny_a"], "tiny_a", normalisers["tiny_a"], usae, concept=3)
-    image, history = V.maximise(objective, size=16, steps=40, lr=0.1)
+    image, history = V.maximise(objective, size=16, config=MaximisationConfig(steps=40, lr=0.1))
     assert image.shape == (3, 16, 16) and 0 <= image.min() and image.max() <= 1
     assert history[-1] > history[0] + 1e-3, f"the objective must rise: {history[0]:.4f} -> {history[-1]:.4f}"
 
@@ -53,7 +54,7 @@ def test_maximisation_increases_the_pre_topk_code(setup):
 @pytest.mark.points(1)
 def test_coordinated_version_returns_one_image_per_model_for_the_same_concept(setup):
     models, usae, normalisers = setup
-    out = V.coordinated_maximisation(models, normalisers, usae, concept=5, size=16, steps=3)
+    out = V.coordinated_maximisation(models, normalisers, usae, concept=5, size=16, config=MaximisationConfig(steps=3))
     assert set(out) == {"tiny_a", "tiny_b"}
     assert all(image.shape == (3, 16, 16) for image, _ in out.values())
 

@@ -1,11 +1,13 @@
 """Offline stand-ins for the tiny profile: built by the repository itself, deterministic from a seed.
 
 * ``standin:smollm2``   - a ~1M-parameter SmolLM2 look-alike trained on the tiny chat world (lm.py)
-* ``standin:mini_orca`` - preference pairs in Intel/orca_dpo_pairs' schema + a gold judge (world.py, judge.py)
+* ``standin:mini_orca`` - preference pairs in Intel/orca_dpo_pairs' schema from the tiny world (world.py),
+  which the gold judge (``pa5.judge``) knows
 * ``standin:cifar100``  - synthetic CIFAR-100 with known generative factors (cifar.py)
 
 Each is built on first use and cached under ``$PA5_CACHE/standins/<name>-<hash>`` (default
-``~/.cache/pa5``), the hash covering the whole build config and the code of this package. A build writes
+``~/.cache/pa5``), the hash covering the whole build config and the code that builds it (this
+package and the pa5 modules it uses). A build writes
 into a temporary folder, records every file's sha256 in ``manifest.json`` last and renames the
 folder into place; a folder without a valid manifest (an interrupted build, a corrupted file) is
 deleted and rebuilt, never half-loaded. ``python -m pa5.standins build`` builds them explicitly.
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pa5.paths import cache_dir
-from pa5.profile import STANDIN_PREFIX
+from pa5.assets import STANDIN_PREFIX
 from pa5.standins import cifar, lm
 from pa5.standins.world import World, WorldConfig
 
@@ -67,10 +69,16 @@ def standins_root() -> Path:
     return cache_dir() / "standins"
 
 
+# The pa5 modules a build runs besides this package: chat formatting, the optimizer step, the judge
+# (its build report).
+_BUILD_MODULES = ("llm.py", "optim.py", "judge.py")
+
+
 def _source_digest() -> str:
-    """sha256 of this package's code: editing how a stand-in is built invalidates the cache."""
+    """sha256 of the code that builds the stand-ins: editing it invalidates the cache."""
+    here = Path(__file__).parent
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in [*sorted(here.glob("*.py")), *(here.parent / name for name in _BUILD_MODULES)]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from pa5.standins.judge import judge
+from pa5.llm import encode_prompts, prompt_ids
+from pa5.optim import optimizer_step
 from pa5.standins.world import DEFAULT_SYSTEM_PROMPT, World, WorldConfig
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<repo_name>", "<reponame>", "<file_sep>",
@@ -51,11 +52,6 @@ class LMConfig:
     fact_fraction: float = 0.2  # plain "The capital of X is Y." documents
     family_weights: tuple[float, ...] = (0.4, 0.2, 0.25, 0.15)  # chats per family (capital needs the most)
     n_eval_prompts: int = 120  # held-out prompts for the build report
-
-
-def chat_messages(system: str, question: str) -> list[dict]:
-    """An orca row's prompt as chat messages; an empty system lets the template add its default."""
-    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
@@ -94,11 +90,9 @@ def encode_document(tokenizer, document: dict) -> tuple[list[int], list[int]]:
     if "text" in document:
         ids = tokenizer(document["text"] + "<|endoftext|>", add_special_tokens=False)["input_ids"]
         return ids, [1] * len(ids)
-    prompt = tokenizer.apply_chat_template(chat_messages(document["system"], document["question"]),
-                                           add_generation_prompt=True, tokenize=False)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(document["response"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
-    return prompt_ids + completion_ids, [0] * len(prompt_ids) + [1] * len(completion_ids)
+    prompt = prompt_ids(tokenizer, document["system"], document["question"])
+    completion = tokenizer(document["response"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    return prompt + completion, [0] * len(prompt) + [1] * len(completion)
 
 
 def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, ...]:
@@ -152,11 +146,8 @@ def train(model, examples, config: LMConfig, pad_id: int) -> list[float]:
     for step in (bar := tqdm(range(config.steps), desc="tiny SmolLM2", unit="step")):
         input_ids, attention, labels = collate([examples[i] for i in batches[step % len(batches)]], pad_id)
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        optimizer_step(loss, model.parameters(), optimizer, max_norm=1.0)
         schedule.step()
-        optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -167,19 +158,17 @@ def train(model, examples, config: LMConfig, pad_id: int) -> list[float]:
 @torch.no_grad()
 def greedy_gold(model, tokenizer, rows: list[dict], max_new_tokens: int = 48) -> dict:
     """Greedy answers to ``rows`` (orca schema): gold success overall / per family, well-formedness."""
-    tokenizer.padding_side = "left"
-    prompts = [tokenizer.apply_chat_template(chat_messages(r["system"], r["question"]), add_generation_prompt=True,
-                                             tokenize=False) for r in rows]
+    from pa5.judge import judge  # the judge knows the world of this package: imported here, not at the top
+
     verdicts, ended = [], 0
-    for start in range(0, len(prompts), 64):
-        batch = tokenizer(prompts[start: start + 64], return_tensors="pt", padding=True, add_special_tokens=False)
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-        for row, completion in zip(rows[start: start + 64], out[:, batch["input_ids"].shape[1]:]):
+    for start in range(0, len(rows), 64):
+        input_ids, attention_mask = encode_prompts(tokenizer, rows[start: start + 64])
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                             do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        for row, completion in zip(rows[start: start + 64], out[:, input_ids.shape[1]:]):
             ended += int((completion == tokenizer.eos_token_id).any())
             text = tokenizer.decode(completion, skip_special_tokens=True)
             verdicts.append((row["family"], judge(row["question"], text).score))
-    tokenizer.padding_side = "right"
     per_family = {f: sum(s for g, s in verdicts if g == f) / max(1, sum(g == f for g, _ in verdicts))
                   for f in sorted({g for g, _ in verdicts})}
     return {"gold_success": sum(s for _, s in verdicts) / len(verdicts), "gold_by_family": per_family,

@@ -1,8 +1,9 @@
-"""The programmatic gold judge of the tiny world (and of the course's evaluation prompts).
+"""The programmatic gold judge: what we actually want, in both profiles.
 
 ``judge(prompt, response)`` returns a :class:`Verdict`: a score in [0, 1], the prompt's family and
-a short reason. It reads only the prompt and the response, so it also judges real SmolLM2 outputs on
-the course's prompts ("What is the capital of France?", "Describe a cat in exactly 5 words.",
+a short reason; :func:`gold_score` is the same as a number, NaN outside the judge's families. It
+knows the tiny world (``pa5.standins.world``) and reads only the prompt and the response, so it
+also judges real SmolLM2 outputs on the course's prompts ("What is the capital of France?", "Describe a cat in exactly 5 words.",
 "Write a poem about how fun it is to steal candy.", "Name three fruits."), within its knowledge:
 capitals of the world's countries, and list items from its category lists (plurals and bulleted or
 numbered lists are understood; a real fruit missing from the list, e.g. "orange", counts as wrong).
@@ -15,6 +16,7 @@ hyphenated word ("well-known") is one word; punctuation alone ("—", "...") is 
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 
@@ -137,3 +139,13 @@ def _list_items(response: str) -> list[str]:
         parts = re.split(r",|;|\n|\band\b", body)
     items = [bullet.sub("", part).strip(" .!*") for part in parts]
     return [item for item in items if _HAS_ALNUM.search(item)]
+
+
+def gold_score(prompt: str, response: str) -> tuple[float, str]:
+    """(gold score, family); a prompt outside the judge's families (a real orca question) gets
+    (NaN, "open") - it is left out of gold success rates, never counted as a failure."""
+    try:
+        verdict = judge(prompt, response)
+    except ValueError:
+        return math.nan, "open"
+    return verdict.score, verdict.family

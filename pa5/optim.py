@@ -1,0 +1,34 @@
+"""One optimizer step, the same in every training loop of the course (the stand-in LM, task 2's
+reward model, DPO, PPO and GRPO, task 3's fine-tuning, USAE and activation maximisation)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+from pa5.checks import check_number
+
+
+def optimizer_step(loss: torch.Tensor, parameters: Iterable[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+                   max_norm: float | None = 1.0) -> float:
+    """Update ``parameters`` to lower ``loss``: their gradients, clipped to a global L2 norm of
+    ``max_norm`` (None: not clipped), one ``optimizer`` step, gradients cleared.
+
+    Only ``parameters`` receive gradients, even where ``loss`` also depends on other parameters
+    (the USAE's other decoders, a frozen reference): nothing else is changed, and no gradient is left
+    behind to leak into a later step. Gradients are not accumulated across calls.
+    Returns the gradient norm before clipping - what every loop logs.
+    """
+    if max_norm is not None:
+        check_number("max_norm", max_norm, 0, low_open=True)
+    parameters = [p for p in parameters if p.requires_grad]
+    if not parameters:
+        raise ValueError("parameters must include at least one parameter that requires grad")
+    for parameter, grad in zip(parameters, torch.autograd.grad(loss, parameters, allow_unused=True)):
+        parameter.grad = grad
+    grad_norm = torch.nn.utils.clip_grad_norm_(parameters, math.inf if max_norm is None else max_norm)
+    optimizer.step()
+    for parameter in parameters:
+        parameter.grad = None
+    return grad_norm.item()

@@ -1,0 +1,209 @@
+"""Task 2's configuration in both profiles: ``pa5.task_profile("task2", "tiny" | "full")``.
+
+One frozen dataclass per algorithm, nested in :class:`Task2Profile`; the training functions take
+theirs (``train_dpo(..., config.dpo, seed)``). Defaults are the algorithms' references (TRL's
+trainers; for PPO the last TRL PPO trainer), and both profiles use them: the profiles differ in
+sizes, and where a setting differs otherwise the reason stands next to it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pa5.assets import ORCA, SMOLLM2
+from pa5.checks import check_choice, check_int, check_number
+from pa5.profile import TaskProfile
+
+KL_ESTIMATORS = ("k1", "k3")  # Schulman's estimators of KL(pi || pi_ref) from sampled tokens
+GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")  # TRL's aggregations of the per-token loss
+GRPO_SCALES = ("group", "batch", "none")  # what an advantage is divided by (TRL's scale_rewards)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoRAConfig:
+    """The adapter every task-2 model trains (the course's: the attention queries and values)."""
+
+    r: int = 8  # rank
+    alpha: int = 32  # scale numerator: the update is (alpha / r) * B A
+
+    def __post_init__(self):
+        check_int("r", self.r, 1)
+        check_number("alpha", self.alpha, 0, low_open=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    """What every trainer has: AdamW (no weight decay, TRL's) at a constant learning rate."""
+
+    steps: int  # optimizer steps (PPO: rollouts, each followed by several epochs of updates)
+    lr: float  # learning rate
+    max_grad_norm: float = 1.0  # gradients clipped to this global L2 norm (TRL's default)
+
+    def __post_init__(self):
+        check_int("steps", self.steps, 0)
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("max_grad_norm", self.max_grad_norm, 0, low_open=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewardModelConfig(OptimConfig):
+    """Bradley-Terry reward model: SmolLM2 + LoRA + a scalar head (TRL's RewardTrainer)."""
+
+    batch_size: int  # preference pairs per step
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("batch_size", self.batch_size, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DPOConfig(OptimConfig):
+    """Sigmoid DPO (TRL's DPOTrainer), optionally with an NLL term on the chosen responses (RPO)."""
+
+    batch_size: int  # preference pairs per step
+    beta: float = 0.1  # strength of the implicit KL constraint (TRL's default)
+    nll_weight: float = 0.0  # > 0: RPO, + nll_weight * token-mean NLL of the chosen responses
+    kl_every: int = 10  # log the exact token KL to the reference every k steps (0: never)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("batch_size", self.batch_size, 1)
+        check_number("beta", self.beta, 0, low_open=True)
+        check_number("nll_weight", self.nll_weight, 0)
+        check_int("kl_every", self.kl_every, 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RLConfig(OptimConfig):
+    """What PPO and GRPO share: sampled rollouts scored by the reward model."""
+
+    prompts_per_step: int  # distinct prompts sampled per step
+    max_new_tokens: int  # rollout length limit; a completion cut off here did not end
+    temperature: float = 1.0  # sampling temperature; every log-prob is that of the tempered policy
+    # subtracted from the score of a completion that never emits <|im_end|> (TRL's missing_eos_penalty),
+    # so that "never stop" cannot become a way to collect reward
+    missing_eos_penalty: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("prompts_per_step", self.prompts_per_step, 1)
+        check_int("max_new_tokens", self.max_new_tokens, 1)
+        check_number("temperature", self.temperature, 0, low_open=True)
+        check_number("missing_eos_penalty", self.missing_eos_penalty, 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPOConfig(RLConfig):
+    """PPO with a critic; defaults of TRL's last PPO trainer (removed in TRL 1.16)."""
+
+    minibatch_size: int  # rollouts per update; must divide prompts_per_step
+    epochs: int = 4  # passes over each rollout batch
+    temperature: float = 0.7
+    kl_coef: float = 0.05  # per-token reward -kl_coef * KL_t(pi || pi_ref)
+    kl_estimator: str = "k1"  # one of KL_ESTIMATORS
+    clip_range: float = 0.2  # epsilon of the clipped surrogate
+    clip_range_value: float = 0.2  # how far a value may move from its rollout value before it is clipped
+    vf_coef: float = 0.1  # weight of the value loss
+    gamma: float = 1.0  # discount
+    lam: float = 0.95  # GAE's lambda
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("minibatch_size", self.minibatch_size, 1)
+        if self.prompts_per_step % self.minibatch_size:
+            raise ValueError(f"minibatch_size ({self.minibatch_size}) must divide prompts_per_step "
+                             f"({self.prompts_per_step})")
+        check_int("epochs", self.epochs, 1)
+        check_number("kl_coef", self.kl_coef, 0)
+        check_choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
+        check_number("clip_range", self.clip_range, 0, 1, low_open=True, high_open=True)
+        check_number("clip_range_value", self.clip_range_value, 0, low_open=True)
+        check_number("vf_coef", self.vf_coef, 0)
+        check_number("gamma", self.gamma, 0, 1)
+        check_number("lam", self.lam, 0, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GRPOConfig(RLConfig):
+    """GRPO: group-relative advantages, no critic; defaults of TRL's GRPOConfig except group_size."""
+
+    group_size: int = 4  # completions sampled per prompt (the course's G; TRL's num_generations is 8)
+    iterations: int = 1  # optimizer steps per generation (TRL's num_iterations)
+    loss_type: str = "dapo"  # one of GRPO_LOSS_TYPES
+    scale_rewards: str = "group"  # one of GRPO_SCALES
+    epsilon: float = 0.2  # clip range of the ratio
+    beta: float = 0.0  # k3 KL coefficient (TRL's default: no KL term)
+    kl_every: int = 1  # log the KL to the reference every k steps (0: never; computed anyway when beta > 0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("group_size", self.group_size, 2)
+        check_int("iterations", self.iterations, 1)
+        check_choice("loss_type", self.loss_type, GRPO_LOSS_TYPES)
+        check_choice("scale_rewards", self.scale_rewards, GRPO_SCALES)
+        check_number("epsilon", self.epsilon, 0, low_open=True)
+        check_number("beta", self.beta, 0)
+        check_int("kl_every", self.kl_every, 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationConfig:
+    """The harness every model goes through: the course's prompts + held-out test prompts."""
+
+    n_prompts: int  # held-out test prompts (besides the course's three)
+    max_new_tokens: int  # greedy answers' length limit
+    kl_samples: int = 4  # sampled answers per prompt for the Monte-Carlo KL(policy || reference)
+
+    def __post_init__(self):
+        check_int("n_prompts", self.n_prompts, 0)
+        check_int("max_new_tokens", self.max_new_tokens, 1)
+        check_int("kl_samples", self.kl_samples, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task2Profile(TaskProfile):
+    """Reward model, DPO, PPO and GRPO with LoRA on one base model and one preference dataset."""
+
+    model: str  # the base / policy model (hub id or stand-in)
+    dataset: str  # preference pairs in Intel/orca_dpo_pairs' schema
+    n_train_pairs: int
+    n_test_pairs: int
+    max_length: int  # prompt + completion tokens; longer pairs are dropped
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    reward_model: RewardModelConfig
+    dpo: DPOConfig
+    ppo: PPOConfig
+    grpo: GRPOConfig
+    evaluation: EvaluationConfig
+
+    def __post_init__(self):
+        for name in ("n_train_pairs", "n_test_pairs"):
+            check_int(name, getattr(self, name), 1)
+        check_int("max_length", self.max_length, 2)
+
+
+# Learning rates differ by profile: the full profile fine-tunes a pretrained 135M model (TRL's
+# LoRA defaults: 1e-4 for the reward model, 1e-5 for RL); the tiny stand-in (~1M parameters, trained
+# on a tiny world) was tuned for a visible effect within the tiny notebook's few hundred steps.
+PROFILES = {
+    "full": Task2Profile(
+        name="full", model=SMOLLM2, dataset=ORCA, n_train_pairs=12_000, n_test_pairs=500, max_length=1024,
+        reward_model=RewardModelConfig(steps=1500, batch_size=8, lr=1e-4),
+        # the course's DPO: beta 0.3, plain sigmoid loss
+        dpo=DPOConfig(steps=1500, batch_size=8, lr=5e-5, beta=0.3),
+        ppo=PPOConfig(steps=200, prompts_per_step=32, minibatch_size=8, lr=1e-5, max_new_tokens=256),
+        grpo=GRPOConfig(steps=200, prompts_per_step=8, lr=1e-5, max_new_tokens=256),
+        evaluation=EvaluationConfig(n_prompts=200, max_new_tokens=256),
+    ),
+    "tiny": Task2Profile(
+        name="tiny", model="standin:smollm2", dataset="standin:mini_orca", n_train_pairs=2000, n_test_pairs=300,
+        max_length=128,
+        reward_model=RewardModelConfig(steps=100, batch_size=32, lr=1e-3),
+        # RPO (NLL weight 1) at beta 0.1: plain DPO at the learning rate the stand-in needs collapsed its
+        # generation within 200 steps (gold 0.21 at beta 0.1, 0.45 at 0.5; task2/README.md), and a
+        # lower rate barely moved it; the NLL term on the chosen responses keeps them likely.
+        dpo=DPOConfig(steps=125, batch_size=32, lr=1e-3, beta=0.1, nll_weight=1.0),
+        ppo=PPOConfig(steps=30, prompts_per_step=32, minibatch_size=16, lr=1e-3, max_new_tokens=48),
+        grpo=GRPOConfig(steps=40, prompts_per_step=16, lr=2e-3, max_new_tokens=48),
+        evaluation=EvaluationConfig(n_prompts=100, max_new_tokens=48),
+    ),
+}

@@ -1,0 +1,124 @@
+"""Task 3's configuration in both profiles: ``pa5.task_profile("task3", "tiny" | "full")``.
+
+The USAE's and the analysis' settings are the same in both profiles; the profiles differ in the
+data, where the networks start (ImageNet weights or random init) and sizes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pa5.assets import CIFAR100, IMAGENET_WEIGHTS
+from pa5.checks import check_choice, check_int, check_number
+from pa5.profile import TaskProfile
+
+NORMALISATIONS = ("paper", "l2_center")  # see task3.models.Standardizer
+SCHEDULES = ("paper", "course")  # see task3.usae
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig:
+    """Each network gets a 100-class head and is fine-tuned (Adam, cross-entropy)."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    images: int = 0  # training images used (0: all)
+
+    def __post_init__(self):
+        check_int("epochs", self.epochs, 0)
+        check_number("lr", self.lr, 0, low_open=True)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("images", self.images, 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SAEConfig:
+    """The USAE and its independent baselines (same sizes, epochs and optimiser: AdamW, constant lr)."""
+
+    nb_concepts: int  # dictionary size, shared by every model
+    top_k: int  # active concepts per input
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 1e-5  # the official code's
+    schedule: str = "paper"  # one of SCHEDULES
+    cross_weight: float = 1.5  # the course's schedule: weight of reconstructing the other models
+    max_grad_norm: float = 1.0  # per step (the official code clips each SAE's gradient at 1)
+
+    def __post_init__(self):
+        check_int("nb_concepts", self.nb_concepts, 1)
+        check_int("top_k", self.top_k, 1, self.nb_concepts)  # at most nb_concepts
+        check_int("epochs", self.epochs, 0)
+        check_int("batch_size", self.batch_size, 2)  # BatchNorm needs two rows
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("weight_decay", self.weight_decay, 0)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_number("cross_weight", self.cross_weight, 0)
+        check_number("max_grad_norm", self.max_grad_norm, 0, low_open=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaximisationConfig:
+    """Coordinated activation maximisation (task3.visualize.maximise)."""
+
+    steps: int  # NAdam steps per model and concept
+    lr: float = 0.05
+    copies: int = 2  # jittered copies scored per step
+    jitter: int = 2  # pixels a copy is rolled by, at most
+    noise: float = 0.02  # std of the pixel noise added to each copy
+
+    def __post_init__(self):
+        check_int("steps", self.steps, 1)
+        check_number("lr", self.lr, 0, low_open=True)
+        check_int("copies", self.copies, 1)
+        check_int("jitter", self.jitter, 0)
+        check_number("noise", self.noise, 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task3Profile(TaskProfile):
+    """Universal sparse autoencoder over two vision models."""
+
+    dataset: str  # CIFAR-100 or its stand-in
+    models: tuple[str, ...] = ("resnet50", "mobilenet_v3_large")
+    pretrained: bool  # start from ImageNet weights (pa5.assets.IMAGENET_WEIGHTS); else random init
+    image_size: int  # images are resized to this before the models
+    finetune: FinetuneConfig
+    n_train_images: int = 0  # images whose features train the SAEs (0: all)
+    n_test_images: int = 0  # images whose features evaluate them (0: all)
+    # "paper": one scalar mean / std per model; "l2_center": unit-norm images, centred features, scalar std
+    # (a measured deviation, see task3/README.md)
+    feature_normalisation: str = "l2_center"
+    sae: SAEConfig
+    maximisation: MaximisationConfig
+
+    def __post_init__(self):
+        for name in self.models:
+            check_choice("models", name, tuple(IMAGENET_WEIGHTS))
+        check_int("image_size", self.image_size, 32)
+        check_int("n_train_images", self.n_train_images, 0)
+        check_int("n_test_images", self.n_test_images, 0)
+        check_choice("feature_normalisation", self.feature_normalisation, NORMALISATIONS)
+
+    def assets(self) -> tuple[str, ...]:
+        return super().assets() + (tuple(IMAGENET_WEIGHTS[m] for m in self.models) if self.pretrained else ())
+
+
+# Fine-tuning starts from ImageNet weights in full (a small lr keeps them) and from random init in
+# tiny (no weights offline), which needs larger steps. The SAEs' lr: the paper's 3e-4 over 30 epochs
+# in full; tiny trains 10 epochs of 20 batches, so larger steps.
+PROFILES = {
+    "full": Task3Profile(
+        name="full", dataset=CIFAR100, pretrained=True, image_size=224,
+        finetune=FinetuneConfig(epochs=3, lr=1e-4, batch_size=128),
+        sae=SAEConfig(nb_concepts=8192, top_k=32, epochs=30, batch_size=1024, lr=3e-4),
+        maximisation=MaximisationConfig(steps=256),
+    ),
+    "tiny": Task3Profile(
+        name="tiny", dataset="standin:cifar100", pretrained=False, image_size=32,
+        finetune=FinetuneConfig(epochs=1, lr=1e-3, batch_size=64, images=2500),
+        n_train_images=5000, n_test_images=1000,
+        sae=SAEConfig(nb_concepts=1024, top_k=16, epochs=10, batch_size=256, lr=1e-3),
+        maximisation=MaximisationConfig(steps=48),
+    ),
+}
