@@ -51,6 +51,7 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """[...] entropy in nats of softmax(logits) over the last dimension (logits [..., V], float32)."""
+    """[...] entropy in nats of softmax(logits) over the last dimension (logits [..., V], float32);
+    a token filtered out (logit -inf) contributes 0, as 0 log 0 = 0."""
     log_p = logits.float().log_softmax(dim=-1)
-    return -(log_p.exp() * log_p).sum(dim=-1)
+    return -torch.where(log_p.isneginf(), 0.0, log_p.exp() * log_p).sum(dim=-1)

@@ -7,6 +7,8 @@ import random
 import numpy as np
 import torch
 
+from pa5.checks import check_int
+
 
 def seed_everything(seed: int) -> None:
     """Seed python's ``random``, numpy and torch (CPU and every CUDA device).
@@ -14,8 +16,7 @@ def seed_everything(seed: int) -> None:
     Raises:
         ValueError: unless ``0 <= seed < 2**32`` (numpy's range).
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    check_int("seed", seed, 0, 2**32 - 1)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds all CUDA devices

@@ -135,24 +135,25 @@ def length_bucketed_batches(lengths: list[int], batch_size: int, seed: int) -> l
     return batches
 
 
-def train(model, examples, config: LMConfig, pad_id: int) -> list[float]:
-    """AdamW with linear warm-up and cosine decay; one pass over the shuffled ``examples``."""
+def train(model, examples, config: LMConfig, pad_id: int) -> list[dict]:
+    """AdamW with linear warm-up and cosine decay; one pass over the shuffled ``examples``.
+    Returns one {"loss", "grad_norm"} record per step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps)
                                                  * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
     batches = length_bucketed_batches([len(ids) for ids, _ in examples], config.batch_size, config.seed)
-    losses = []
+    history = []
     model.train()
     for step in (bar := tqdm(range(config.steps), desc="tiny SmolLM2", unit="step")):
         input_ids, attention, labels = collate([examples[i] for i in batches[step % len(batches)]], pad_id)
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-        optimizer_step(loss, model.parameters(), optimizer, max_norm=1.0)
+        grad_norm = optimizer_step(loss, model.parameters(), optimizer, max_norm=1.0)
         schedule.step()
-        losses.append(loss.item())
+        history.append({"loss": loss.item(), "grad_norm": grad_norm})
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", grad_norm=f"{grad_norm:.2f}")
     model.eval()
-    return losses
+    return history
 
 
 @torch.no_grad()
@@ -191,12 +192,13 @@ def build(out_dir: Path, config: LMConfig) -> dict:
                 for r in test_rows]
     model = new_model(config, len(tokenizer))
     random_init_loss = mean_completion_loss(model, held_out, tokenizer.pad_token_id)
-    losses = train(model, examples, config, tokenizer.pad_token_id)
+    history = train(model, examples, config, tokenizer.pad_token_id)
     unique = list({r["question"]: r for r in test_rows}.values())[: config.n_eval_prompts]
     report = {
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocab_size": len(tokenizer),
-        "final_train_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "final_train_loss": sum(h["loss"] for h in history[-20:]) / len(history[-20:]),
+        "final_grad_norm": sum(h["grad_norm"] for h in history[-20:]) / len(history[-20:]),
         "held_out_loss": mean_completion_loss(model, held_out, tokenizer.pad_token_id),
         "held_out_loss_random_init": random_init_loss,
         **greedy_gold(model, tokenizer, unique),

@@ -1,11 +1,12 @@
-"""Task 2: PPO's and GRPO's pure functions on closed forms and hand-computed cases."""
+"""Task 2: PPO's pure functions on closed forms and hand-computed cases, and its training loop."""
 import math
 
 import pytest
 import torch
 
-from task2 import grpo, policy, ppo
-from task2.config import GRPO_LOSS_TYPES, GRPOConfig, PPOConfig
+from task2 import policy, ppo
+from task2.config import PPOConfig
+from tests.task2_common import MODEL, PROMPTS, length_scorer, load_tokenizer, lora_state
 
 # three rows over T = 6: prompt positions (0), completion (1), right padding (0) - and in row 2 a hole
 MASK = torch.tensor([[0, 0, 1, 1, 1, 0],
@@ -147,105 +148,13 @@ def test_value_loss_clips_around_the_old_values():
     assert values.grad[0, 0] == 0 and values.grad[0, 1] != 0 and values.grad[0, 2] != 0
 
 
-@pytest.mark.points(2)
-def test_group_advantages_on_hand_computed_groups():
-    rewards = torch.tensor([1.0, 1.0, 3.0, 1.0, 2.0, 4.0, 2.0, 4.0])
-    none = grpo.group_advantages(rewards, 4, scale="none")
-    torch.testing.assert_close(none, torch.tensor([-0.5, -0.5, 1.5, -0.5, -1.0, 1.0, -1.0, 1.0]))
-    group = grpo.group_advantages(rewards, 4, scale="group")
-    # group 1: Bessel std of [1, 1, 3, 1] = 1; group 2: of [2, 4, 2, 4] = sqrt(4/3)
-    expected = torch.cat([none[:4] / (1 + 1e-4), none[4:] / (math.sqrt(4 / 3) + 1e-4)])
-    torch.testing.assert_close(group, expected, msg=lambda m: "divide by the group's Bessel-corrected std + eps\n" + m)
-    batch = grpo.group_advantages(rewards, 4, scale="batch", eps=0.5)
-    torch.testing.assert_close(batch, none / (rewards.std() + 0.5))
-    assert grpo.zero_spread_fraction(torch.tensor([1.0, 1.0, 2.0, 3.0]), 2) == 0.5
-    torch.testing.assert_close(grpo.group_advantages(torch.ones(4), 2), torch.zeros(4),
-                               msg=lambda m: "equal rewards in a group: advantage 0 (no gradient), not NaN\n" + m)
 
 
-@pytest.mark.parametrize("call, argument", [
-    (lambda: grpo.group_advantages(torch.ones(6), 4), "group_size"),
-    (lambda: grpo.group_advantages(torch.ones(4), 1), "group_size"),
-    (lambda: grpo.group_advantages(torch.ones(4), 2, eps=0.0), "eps"),
-    (lambda: grpo.group_advantages(torch.ones(4), 2, scale="global"), "scale"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), "ppo"), "loss_type"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), "dr_grpo"),
-     "max_completion_length"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), beta=0.1),
-     "ref_logps"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3), torch.ones(2, 3)), "advantages"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), epsilon=0), "epsilon"),
-])
-def test_grpo_bad_input_raises_value_error_naming_the_argument(call, argument):
-    with pytest.raises(ValueError, match=argument):
-        call()
-
-
-@pytest.mark.points(2)
-def test_grpo_loss_aggregations_on_a_hand_computed_batch():
-    # ratio 1 (on-policy): every completion token's loss is -A
-    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
-    advantages = torch.tensor([1.0, -0.5])
-    logps = torch.zeros(2, 4)
-    losses = {t: grpo.grpo_loss(logps, logps, advantages, mask, t, max_completion_length=8, num_items=12)[0].item()
-              for t in GRPO_LOSS_TYPES}
-    assert losses["grpo"] == pytest.approx((-1.0 + 0.5) / 2), "grpo: token mean per sequence, then mean"
-    assert losses["bnpo"] == pytest.approx((-2.0 + 2.0) / 6), "bnpo: all tokens / number of tokens"
-    assert losses["dr_grpo"] == pytest.approx(0.0 / (2 * 8)), "dr_grpo: all tokens / (N * max_completion_length)"
-    assert losses["dapo"] == pytest.approx(0.0 / 12), "dapo: all tokens / tokens in the generation batch"
-    advantages = torch.tensor([1.0, 1.0])
-    grpo_value = grpo.grpo_loss(logps, logps, advantages, mask, "grpo")[0].item()
-    bnpo_value = grpo.grpo_loss(logps, logps, advantages, mask, "bnpo")[0].item()
-    dr_value = grpo.grpo_loss(logps, logps, advantages, mask, "dr_grpo", max_completion_length=8)[0].item()
-    assert (grpo_value, bnpo_value, dr_value) == pytest.approx((-1.0, -1.0, -6 / 16))
-    # KL: k3 = e^{-1} - 1 + 1 at every token with ref = logps - 1, ratio 1 -> the correction changes nothing here
-    _, stats = grpo.grpo_loss(logps, logps, advantages, mask, "bnpo", beta=0.1, ref_logps=logps - 1)
-    assert stats["kl"] == pytest.approx(math.exp(-1.0))
-
-
-# --- the training loops on the tiny stand-in ----------------------------------------------------
-
-MODEL = "standin:smollm2"
-PROMPTS = [{"system": "", "question": q} for q in
-           ("What is the capital of France?", "Describe a cat in exactly 5 words.", "Name three fruits.",
-            "Name the capital of Ceia.")]
-
-
-def _length_scorer(prompts, completions):
-    return torch.tensor([len(c) / 10 for c in completions])
-
+# --- the training loop on the tiny stand-in ------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from transformers import AutoTokenizer
-
-    from pa5 import hub
-    return hub.from_pretrained(AutoTokenizer, MODEL)
-
-
-def _rl_config(max_new_tokens: int, missing_eos_penalty: float = 1.0) -> GRPOConfig:
-    return GRPOConfig(steps=1, prompts_per_step=1, lr=1e-3, max_new_tokens=max_new_tokens,
-                      missing_eos_penalty=missing_eos_penalty)
-
-
-def test_rollout_penalises_a_completion_that_never_ends(tokenizer):
-    from task2.rollout import sample_rollout
-
-    model = policy.load_policy(MODEL)
-    cut = sample_rollout(model, tokenizer, PROMPTS, _length_scorer, samples=2, config=_rl_config(1, 1.5), seed=0)
-    assert len(cut.responses) == 8 and cut.batch["loss_mask"].sum(-1).eq(1).all()
-    assert not cut.ended.any(), "one token is never a whole answer here: nothing ended"
-    torch.testing.assert_close(cut.score, cut.rm_reward - 1.5, msg=lambda m: (
-        "a completion without <|im_end|> gets missing_eos_penalty subtracted from its score\n" + m))
-    full = sample_rollout(model, tokenizer, PROMPTS, _length_scorer, samples=2, config=_rl_config(48, 1.5), seed=0)
-    assert full.ended.all() and torch.equal(full.score, full.rm_reward)
-    assert full.prompts[0] == full.prompts[1] == PROMPTS[0], "samples of one prompt are consecutive rows"
-    with pytest.raises(ValueError, match="missing_eos_penalty"):
-        _rl_config(4, -1.0)
-
-
-def _lora_state(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+    return load_tokenizer()
 
 
 @pytest.mark.points(2)
@@ -259,16 +168,16 @@ def test_ppo_updates_policy_and_critic_keeps_the_reference_and_reruns_identicall
     runs = []
     for _ in range(2):
         model, critic = policy.load_policy(MODEL), ppo.load_value_model(rm.load_reward_model(MODEL, 0))
-        before_policy, before_critic = _lora_state(model), _lora_state(critic)
-        history = ppo.train_ppo(model, critic, tokenizer, PROMPTS, _length_scorer, config)
+        before_policy, before_critic = lora_state(model), lora_state(critic)
+        history = ppo.train_ppo(model, critic, tokenizer, PROMPTS, length_scorer, config)
         runs.append((history, model))
     history, model = runs[0]
     for key in ("rm_reward", "gold_success", "kl", "clip_fraction", "entropy", "value_loss", "policy_loss", "length",
                 "grad_norm"):
         assert all(math.isfinite(h[key]) for h in history), f"{key} is logged every step"
     assert history[0]["kl"] == pytest.approx(0.0, abs=1e-5), "step 1 samples from the reference itself: KL 0"
-    assert any(not torch.equal(before_policy[n], p) for n, p in _lora_state(model).items()), "the policy's LoRA moved"
-    assert any(not torch.equal(before_critic[n], p) for n, p in _lora_state(critic).items()), "the critic's LoRA moved"
+    assert any(not torch.equal(before_policy[n], p) for n, p in lora_state(model).items()), "the policy's LoRA moved"
+    assert any(not torch.equal(before_critic[n], p) for n, p in lora_state(critic).items()), "the critic's LoRA moved"
     base = hub.from_pretrained(AutoModelForCausalLM, MODEL)
     ids = torch.tensor([[1, 5, 6, 7]])
     with torch.no_grad(), policy.reference_mode(model):
@@ -276,35 +185,3 @@ def test_ppo_updates_policy_and_critic_keeps_the_reference_and_reruns_identicall
                                    msg=lambda m: "the reference (adapter disabled) must stay the base model\n" + m)
     assert [h["rm_reward"] for h in runs[0][0]] == [h["rm_reward"] for h in runs[1][0]], "a seeded rerun is identical"
 
-
-@pytest.mark.points(2)
-def test_grpo_trains_on_groups_and_logs_zero_spread(tokenizer):
-    config = GRPOConfig(steps=2, prompts_per_step=2, group_size=4, lr=1e-3, max_new_tokens=16)
-    model = policy.load_policy(MODEL)
-    before = _lora_state(model)
-    history = grpo.train_grpo(model, tokenizer, PROMPTS, _length_scorer, config)
-    assert len(history) == 2
-    for key in ("rm_reward", "gold_success", "kl", "zero_spread_groups", "clip_fraction", "entropy", "loss", "grad_norm"):
-        assert math.isfinite(history[0][key]), f"{key} is logged"
-    assert 0.0 <= history[0]["zero_spread_groups"] <= 1.0
-    assert history[0]["clip_fraction"] == 0.0, "one update per generation: the ratio is 1, nothing is clipped"
-    assert any(not torch.equal(before[n], p) for n, p in _lora_state(model).items()), "the policy's LoRA moved"
-    constant = grpo.train_grpo(policy.load_policy(MODEL), tokenizer, PROMPTS, lambda p, c: torch.ones(len(c)), config)
-    assert constant[0]["zero_spread_groups"] == 1.0 and constant[0]["loss"] == 0.0, \
-        "equal rewards in every group: all advantages 0, loss exactly 0"
-
-
-@pytest.mark.points(1)
-def test_policy_logps_skips_prompt_logits_without_changing_a_value(tokenizer):
-    from task2.data import pad_completions, prompt_ids
-
-    model = policy.load_policy(MODEL)
-    prompts = [prompt_ids(tokenizer, "", p["question"]) for p in PROMPTS]  # prompts of different lengths
-    completions = [[5, 6, 7, 2], [8, 2], [9, 10, 11, 12, 13, 2], [14, 2]]
-    batch = pad_completions(prompts, completions, tokenizer.pad_token_id)
-    with torch.no_grad():
-        logps, entropy = policy.policy_logps(model, batch, temperature=0.7, entropy=True)
-        logits = policy.forward_logits(model, batch)
-    torch.testing.assert_close(logps, policy.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.7))
-    torch.testing.assert_close(entropy, policy.token_entropy(logits, batch["loss_mask"], 0.7))
-    assert (logps != 0).sum() == sum(map(len, completions)), "one log-prob per completion token, <|im_end|> included"

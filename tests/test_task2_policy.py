@@ -1,0 +1,75 @@
+"""Task 2: what the algorithms share about the policy - rollouts scored on their own tokens, log-probs."""
+import pytest
+import torch
+
+from task2 import policy
+from task2.config import GRPOConfig
+from tests.task2_common import MODEL, PROMPTS, length_scorer, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer()
+
+
+def _rl_config(max_new_tokens: int, missing_eos_penalty: float = 1.0) -> GRPOConfig:
+    return GRPOConfig(steps=1, prompts_per_step=1, lr=1e-3, max_new_tokens=max_new_tokens,
+                      missing_eos_penalty=missing_eos_penalty)
+
+
+def test_rollout_penalises_a_completion_that_never_ends(tokenizer):
+    from task2.rollout import sample_rollout
+
+    model = policy.load_policy(MODEL)
+    cut = sample_rollout(model, tokenizer, PROMPTS, length_scorer, samples=2, config=_rl_config(1, 1.5), seed=0)
+    assert len(cut.responses) == 8 and cut.batch["loss_mask"].sum(-1).eq(1).all()
+    assert not cut.ended.any(), "one token is never a whole answer here: nothing ended"
+    torch.testing.assert_close(cut.score, cut.rm_reward - 1.5, msg=lambda m: (
+        "a completion without <|im_end|> gets missing_eos_penalty subtracted from its score\n" + m))
+    full = sample_rollout(model, tokenizer, PROMPTS, length_scorer, samples=2, config=_rl_config(48, 1.5), seed=0)
+    assert full.ended.all() and torch.equal(full.score, full.rm_reward)
+    assert full.prompts[0] == full.prompts[1] == PROMPTS[0], "samples of one prompt are consecutive rows"
+    with pytest.raises(ValueError, match="missing_eos_penalty"):
+        _rl_config(4, -1.0)
+
+
+def test_rollouts_are_scored_on_the_policys_own_token_ids(tokenizer):
+    """The reward model must see what the policy produced: the prompt with its system prompt, then the
+    completion's ids as sampled - a completion cut off at max_new_tokens has no <|im_end|> to be read at."""
+    from task2.data import end_of_turn_id, prompt_ids
+    from task2.rollout import sample_rollout
+
+    seen = []
+
+    def recording_scorer(prompts, completions):
+        seen.append((prompts, completions))
+        return length_scorer(prompts, completions)
+
+    prompts = [{"system": "You are a careful assistant that follows instructions exactly.", "question": q["question"]}
+               for q in PROMPTS]
+    rollout = sample_rollout(policy.load_policy(MODEL), tokenizer, prompts, recording_scorer, samples=2,
+                             config=_rl_config(3), seed=0)
+    scored_prompts, scored_completions = seen[0]
+    assert scored_prompts == [prompt_ids(tokenizer, p["system"], p["question"]) for p in prompts for _ in range(2)], \
+        "each prompt is scored with its own system prompt, exactly as the policy saw it"
+    assert scored_completions == rollout.completions, "completions are scored as sampled, never re-tokenised"
+    eos = end_of_turn_id(tokenizer)
+    assert all((c[-1] == eos) == bool(ended) for c, ended in zip(scored_completions, rollout.ended)), \
+        "a completion that did not end reaches the reward model without an end token"
+
+
+@pytest.mark.points(1)
+def test_policy_logps_skips_prompt_logits_without_changing_a_value(tokenizer):
+    from task2.data import pad_completions, prompt_ids
+
+    model = policy.load_policy(MODEL)
+    prompts = [prompt_ids(tokenizer, "", p["question"]) for p in PROMPTS]  # prompts of different lengths
+    completions = [[5, 6, 7, 2], [8, 2], [9, 10, 11, 12, 13, 2], [14, 2]]
+    batch = pad_completions(prompts, completions, tokenizer.pad_token_id)
+    with torch.no_grad():
+        logps, entropy = policy.policy_logps(model, batch, temperature=0.7, entropy=True)
+        logits = policy.forward_logits(model, batch)
+    torch.testing.assert_close(logps, policy.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.7))
+    torch.testing.assert_close(entropy, policy.token_entropy(logits, batch["loss_mask"], 0.7))
+    assert (logps != 0).sum() == sum(map(len, completions)), "one log-prob per completion token, <|im_end|> included"
+
