@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 from pa5.paths import REPO_ROOT, runs_dir
 from pa5.profile import CHOICES, TASKS
 
 
-def execute_notebook(task: str, profile: str | None = None, output_dir: Path | None = None) -> Path:
-    """Run ``<task>/<task>.ipynb`` with ``PROFILE=profile`` injected into its parameters cell
-    (``None``: nothing injected, the notebook reads ``$PA5_PROFILE``).
+def execute_notebook(task: str, profile: str | None = None, output_dir: Path | None = None,
+                     seed: int | None = None) -> Path:
+    """Run ``<task>/<task>.ipynb`` with ``PROFILE=profile`` (and ``SEED=seed``) injected into its
+    parameters cell (``None``: nothing injected, the notebook reads ``$PA5_PROFILE`` / its own seed).
 
     The executed copy is written to ``output_dir`` (default ``runs/<task>/``); the kernel starts in
     the task's folder and inherits this process's environment (``PA5_RUNS_DIR`` included), with this
@@ -27,10 +29,11 @@ def execute_notebook(task: str, profile: str | None = None, output_dir: Path | N
     source = REPO_ROOT / task / f"{task}.ipynb"
     target = Path(output_dir or runs_dir(task)) / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
+    parameters = {**({} if profile is None else {"PROFILE": profile}), **({} if seed is None else {"SEED": seed})}
     previous = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *([previous] if previous else [])])
     try:
-        papermill.execute_notebook(str(source), str(target), parameters={} if profile is None else {"PROFILE": profile},
+        papermill.execute_notebook(str(source), str(target), parameters=parameters,
                                    cwd=str(source.parent), kernel_name="python3", progress_bar=False)
     finally:
         if previous is None:
@@ -44,10 +47,21 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pa5.execute", description=__doc__)
     parser.add_argument("--profile", choices=CHOICES, help="default: $PA5_PROFILE, else auto")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                        help="run each notebook once per seed, into runs/seed<SEED>/<task>/ (default: the "
+                             "notebook's own seed, into runs/<task>/); then `python -m pa5.summarize runs/seed*`")
     args = parser.parse_args(argv)
-    for task in args.tasks:
-        print(f"executing {task}/{task}.ipynb (profile {args.profile or os.environ.get('PA5_PROFILE') or 'auto'}) ...", flush=True)
-        print(f"  -> {execute_notebook(task, args.profile)}", flush=True)
+    profile = args.profile or os.environ.get("PA5_PROFILE") or "auto"
+    runs = Path(os.environ.get("PA5_RUNS_DIR", REPO_ROOT / "runs"))
+    for seed in args.seeds or [None]:
+        if seed is not None:  # the notebook writes to $PA5_RUNS_DIR/<task>; the kernel inherits it
+            os.environ["PA5_RUNS_DIR"] = str(runs / f"seed{seed}")
+        for task in args.tasks:
+            print(f"executing {task}/{task}.ipynb (profile {profile}{'' if seed is None else f', seed {seed}'}) ...",
+                  flush=True)
+            started = time.perf_counter()
+            target = execute_notebook(task, args.profile, runs_dir(task), seed)
+            print(f"  -> {target} ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ COURSE_PROMPTS = ("Explain gravity to a 5-year-old.", "Write a short poem about 
 class StudyConfig:
     """The quality-diversity sweep: top-k and top-p at each temperature, greedy and beam as references."""
 
-    temperatures: tuple[float, ...] = (0.2, 0.5, 0.8, 1.0, 1.2)
+    temperatures: tuple[float, ...] = (0.2, 0.5, 0.8, 1.0, 1.2)  # each sampled setting is run at each
     top_k: int = 50  # generate's default k
-    top_p: float = 0.9
-    num_beams: int = 3
+    top_p: float = 0.9  # nucleus mass
+    num_beams: int = 3  # beam search's width
 
     def __post_init__(self):
         for t in self.temperatures:
@@ -42,9 +42,9 @@ class Task1Profile(TaskProfile):
     prompts: str  # where the study's prompts come from: COURSE, or a preference dataset's held-out questions
     n_prompts: int  # prompts in the study
     samples_per_prompt: int  # sampled continuations per prompt and setting
-    max_new_tokens: int
+    max_new_tokens: int  # generation length limit
     batch_size: int  # sequences decoded together
-    study: StudyConfig = field(default_factory=StudyConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)  # the sweep, the same in both profiles
 
     def __post_init__(self):
         for name in ("n_prompts", "samples_per_prompt", "max_new_tokens", "batch_size"):

@@ -97,7 +97,7 @@ class PPOConfig(RLConfig):
 
     minibatch_size: int  # rollouts per update; must divide prompts_per_step
     epochs: int = 4  # passes over each rollout batch
-    temperature: float = 0.7
+    temperature: float = 0.7  # the last TRL PPO trainer's
     kl_coef: float = 0.05  # per-token reward -kl_coef * KL_t(pi || pi_ref)
     kl_estimator: str = "k1"  # one of KL_ESTIMATORS
     clip_range: float = 0.2  # epsilon of the clipped surrogate
@@ -165,15 +165,15 @@ class Task2Profile(TaskProfile):
 
     model: str  # the base / policy model (hub id or stand-in)
     dataset: str  # preference pairs in Intel/orca_dpo_pairs' schema
-    n_train_pairs: int
-    n_test_pairs: int
+    n_train_pairs: int  # at most this many training pairs are used
+    n_test_pairs: int  # held-out pairs (carved out of the train split where the dataset has no test split)
     max_length: int  # prompt + completion tokens; longer pairs are dropped
-    lora: LoRAConfig = field(default_factory=LoRAConfig)
-    reward_model: RewardModelConfig
-    dpo: DPOConfig
-    ppo: PPOConfig
-    grpo: GRPOConfig
-    evaluation: EvaluationConfig
+    lora: LoRAConfig = field(default_factory=LoRAConfig)  # every model's adapter
+    reward_model: RewardModelConfig  # task2.reward_model.train_reward_model
+    dpo: DPOConfig  # task2.dpo.train_dpo
+    ppo: PPOConfig  # task2.ppo.train_ppo
+    grpo: GRPOConfig  # task2.grpo.train_grpo
+    evaluation: EvaluationConfig  # task2.evaluate.evaluate_model
 
     def __post_init__(self):
         for name in ("n_train_pairs", "n_test_pairs"):
@@ -181,9 +181,11 @@ class Task2Profile(TaskProfile):
         check_int("max_length", self.max_length, 2)
 
 
-# Learning rates differ by profile: the full profile fine-tunes a pretrained 135M model (TRL's
-# LoRA defaults: 1e-4 for the reward model, 1e-5 for RL); the tiny stand-in (~1M parameters, trained
-# on a tiny world) was tuned for a visible effect within the tiny notebook's few hundred steps.
+# Learning rates differ by profile: the full profile fine-tunes the pretrained 135M model at TRL's LoRA
+# rates (1e-4 for the reward model, 1e-5 for RL); the ~1M-parameter stand-in needs larger steps to move
+# within the tiny notebook's steps. At the full profile's rates on the tiny stand-ins (bench/tiny_settings.py,
+# seed 0): reward-model test accuracy 0.70 instead of 0.90; the rollouts' reward-model score over PPO's 30
+# steps +0.11 -> +0.17 instead of +0.15 -> +1.18, over GRPO's 40 steps +0.23 -> +0.19 instead of +0.23 -> +0.78.
 PROFILES = {
     "full": Task2Profile(
         name="full", model=SMOLLM2, dataset=ORCA, n_train_pairs=12_000, n_test_pairs=500, max_length=1024,
@@ -198,9 +200,9 @@ PROFILES = {
         name="tiny", model="standin:smollm2", dataset="standin:mini_orca", n_train_pairs=2000, n_test_pairs=300,
         max_length=128,
         reward_model=RewardModelConfig(steps=100, batch_size=32, lr=1e-3),
-        # RPO (NLL weight 1) at beta 0.1: plain DPO at the learning rate the stand-in needs collapsed its
-        # generation within 200 steps (gold 0.21 at beta 0.1, 0.45 at 0.5; task2/README.md), and a
-        # lower rate barely moved it; the NLL term on the chosen responses keeps them likely.
+        # RPO (NLL weight 1) at beta 0.1 instead of the course's plain DPO: on the stand-in plain DPO at this
+        # rate collapses generation (gold success 0.46 -> 0.31 after 125 steps, 0.22 after 200) and the
+        # course's beta 0.3, lr 5e-5 barely moves it (0.49); RPO reaches 0.58 (bench/tiny_settings.py, seed 0).
         dpo=DPOConfig(steps=125, batch_size=32, lr=1e-3, beta=0.1, nll_weight=1.0),
         ppo=PPOConfig(steps=30, prompts_per_step=32, minibatch_size=16, lr=1e-3, max_new_tokens=48),
         grpo=GRPOConfig(steps=40, prompts_per_step=16, lr=2e-3, max_new_tokens=48),

@@ -135,6 +135,20 @@ def purity_table(names: list[str], codes: list[torch.Tensor], entropy: torch.Ten
     return pd.DataFrame(rows).T.astype({"concepts": int})
 
 
+def purity_chance(labels: dict[str, torch.Tensor], k: int = 20, draws: int = 2000, seed: int = 0) -> dict[str, float]:
+    """What purity reads for a concept that knows nothing: per label, the mean share of the most
+    common value among ``k`` images drawn at random (seeded). It is well above 1 / (number of values):
+    the largest of several counts is larger than their mean."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, values in labels.items():
+        values = torch.as_tensor(values)
+        picks = torch.stack([torch.randperm(len(values), generator=generator)[:k] for _ in range(draws)])
+        shares = [values[row].bincount().max().item() / k for row in picks]
+        out[name] = sum(shares) / draws
+    return out
+
+
 def discussion(names: list[str], usae_r2: dict, independent_r2: dict, usae_fe: dict, independent_fe: dict,
                purity: pd.DataFrame, dead: dict, normalisation: str) -> str:
     """Markdown bullets of this run's findings (numbers from the arguments)."""

@@ -78,3 +78,12 @@ def test_coarse_labels_are_read_from_the_split_file():
     coarse = data.coarse_labels(test_set)
     assert len(coarse) == len(test_set)
     assert torch.equal(coarse, torch.as_tensor(test_set.factors["shape"])), "the stand-in's coarse label is its shape"
+
+
+def test_purity_chance_is_the_largest_share_among_random_images():
+    from task3 import analysis
+
+    labels = {"ten values": torch.arange(1000) % 10, "one value": torch.zeros(1000, dtype=torch.long)}
+    chance = analysis.purity_chance(labels, k=20, draws=500)
+    assert chance["one value"] == 1.0
+    assert 0.19 < chance["ten values"] < 0.25, "10 balanced values: the largest of 20 draws' counts is ~4.4, not 2"

@@ -1,0 +1,78 @@
+"""Key numbers of several seeds' runs as mean ± sd: what the READMEs' results tables are made from.
+
+    python -m pa5.execute --profile tiny --seeds 0 1 2    # writes runs/seed<N>/<task>/metrics.json
+    python -m pa5.summarize runs/seed0 runs/seed1 runs/seed2 [--tasks task2]
+
+Each row is one number of ``metrics.json`` (a path into it), its mean ± sample standard deviation
+over the runs given, and every run's value, so a reader sees whether a finding holds on every seed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from pa5.profile import TASKS
+
+KEY_METRICS = {
+    "task1": [f"summary[{s}, T={t}]/{k}" for s, t in [(s, None) for s in ("greedy", "beam")]
+              + [(s, t) for s in ("top-k", "top-p") for t in (0.2, 0.5, 0.8, 1.0, 1.2)]
+              for k in ("quality", "distinct_2")],
+    "task2": ["reward_model/test_accuracy", "reward_model/length_correlation", "dpo/test_reward_accuracy"]
+             + [f"models/{m}/{k}" for m in ("base", "dpo", "ppo", "grpo")
+                for k in ("gold_success", "rm_reward", "words", "kl", "length_reward_corr")],
+    "task3": ["accuracy/resnet50", "accuracy/mobilenet_v3_large"]
+             + [f"r2/{kind}/{pair}/variance_weighted" for kind in ("usae", "independent")
+                for pair in ("resnet50->resnet50", "resnet50->mobilenet_v3_large", "mobilenet_v3_large->resnet50",
+                             "mobilenet_v3_large->mobilenet_v3_large")]
+             + [f"firing_entropy/{kind}/{k}" for kind in ("usae", "independent")
+                for k in ("mean", "frac_universal", "frac_model_specific")]
+             + ["dead_fraction/usae", "matching/resnet50/usae_vs_independent",
+                "matching/mobilenet_v3_large/usae_vs_independent"]
+             + [f"purity/universal, resnet50/{f}" for f in ("shape", "colour", "texture")],
+}
+
+
+def lookup(metrics: dict, path: str):
+    """The value at ``path`` ("a/b/c"; task 1's "summary[strategy, T=t]/key" picks a row of its table)."""
+    value = metrics
+    for key in path.split("/"):
+        if key.startswith("summary["):
+            strategy, temperature = key[len("summary["):-1].split(", T=")
+            temperature = None if temperature == "None" else float(temperature)
+            value = next(row for row in value["summary"]
+                         if row["strategy"] == strategy and row["temperature"] == temperature)
+        else:
+            value = value[key]
+    return value
+
+
+def summary_rows(runs: list[Path], task: str) -> list[tuple[str, float, float, list[float]]]:
+    """(path, mean, sd, per-run values) for each key metric of ``task`` over ``runs``."""
+    records = [json.loads((run / task / "metrics.json").read_text())["metrics"] for run in runs]
+    rows = []
+    for path in KEY_METRICS[task]:
+        values = [float(lookup(r, path)) for r in records]
+        rows.append((path, statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, values))
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pa5.summarize", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="folders holding <task>/metrics.json, one per seed")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    args = parser.parse_args(argv)
+    for task in args.tasks:
+        present = [run for run in args.runs if (run / task / "metrics.json").exists()]
+        if not present:
+            continue
+        print(f"\n{task} ({len(present)} runs: {', '.join(str(r) for r in present)})\n")
+        print("| metric | mean ± sd | runs |\n|---|---|---|")
+        for path, mean, sd, values in summary_rows(present, task):
+            print(f"| {path} | {mean:.3f} ± {sd:.3f} | {' / '.join(f'{v:.3f}' for v in values)} |")
+
+
+if __name__ == "__main__":
+    main()
