@@ -99,7 +99,7 @@ def sae_learning_rates(config, device) -> None:
     print("\n| USAE (paper schedule) | lr | epochs | R2 (variance-weighted) on test: " +
           " | ".join(f"{s}->{t}" for s in config.models for t in config.models) + " |")
     print("|---|---|---|" + "---|" * len(config.models) ** 2)
-    for label, lr in (("tiny profile", config.sae.lr), ("full profile's lr", 3e-4)):
+    for label, lr in (("tiny profile", config.sae.lr), ("full profile's lr", task_profile("task3", "full").sae.lr)):
         torch.manual_seed(0)
         usae = U.UniversalSAE({n: x.shape[1] for n, x in train.items()}, config.sae.nb_concepts, config.sae.top_k)
         U.train_usae(usae, train, dataclasses.replace(config.sae, lr=lr))

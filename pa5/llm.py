@@ -46,8 +46,8 @@ def encode_prompts(tokenizer, prompts: list[dict]) -> tuple[torch.Tensor, torch.
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """[B, L] positions counted over real tokens, as ``generate`` gives them to the model: every
     sequence starts at 0 whatever its padding (a plain forward would number left-padded rows from
-    the padding). Padding positions get 1, generate's filler; they are masked either way."""
-    return (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+    the padding). Padding positions get 0, generate's filler; they are masked either way."""
+    return (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:

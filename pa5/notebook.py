@@ -13,7 +13,7 @@ import torch
 
 from pa5 import hub
 from pa5.paths import runs_dir
-from pa5.profile import TaskProfile, resolve_profile, task_profile
+from pa5.profile import TaskConfig, resolve_profile, task_profile
 from pa5.runtime import configure_torch, cpu_count, seed_everything
 
 _LIBRARIES = ("torch", "transformers", "trl", "peft", "overcomplete", "torchvision")
@@ -25,7 +25,7 @@ class Session:
 
     task: str
     profile: str
-    config: TaskProfile
+    config: TaskConfig
     device: torch.device
     seed: int
     run_dir: Path

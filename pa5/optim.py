@@ -2,7 +2,6 @@
 reward model, DPO, PPO and GRPO, task 3's fine-tuning, USAE and activation maximisation)."""
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -27,7 +26,11 @@ def optimizer_step(loss: torch.Tensor, parameters: Iterable[torch.nn.Parameter],
         raise ValueError("parameters must include at least one parameter that requires grad")
     for parameter, grad in zip(parameters, torch.autograd.grad(loss, parameters, allow_unused=True)):
         parameter.grad = grad
-    grad_norm = torch.nn.utils.clip_grad_norm_(parameters, math.inf if max_norm is None else max_norm)
+    if max_norm is None:  # measured, not rescaled: the gradients stay exactly as computed
+        norms = [torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+    else:
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
     optimizer.step()
     for parameter in parameters:
         parameter.grad = None

@@ -49,14 +49,16 @@ def resolve_profile(value: str | None = None) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TaskProfile:
-    """What every task's configuration has; ``<task>/config.py`` subclasses it."""
+class TaskConfig:
+    """What every task's configuration has; ``<task>/config.py`` subclasses it, once per task, and
+    holds one instance per profile in its ``PROFILES``."""
 
     name: str  # "tiny" or "full"
 
     def assets(self) -> tuple[str, ...]:
-        """The real assets (``pa5.assets.ASSETS``) this configuration names: what the full profile
-        downloads and checks before a run. Stand-ins are not in the table, so tiny names none."""
+        """The real assets (``pa5.assets.ASSETS``) this configuration names in its own fields (a
+        subclass adds those it derives, e.g. task 3's ImageNet weights): what the full profile downloads
+        and checks before a run. Stand-ins are not in the table, so tiny names none."""
         refs = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
@@ -64,7 +66,7 @@ class TaskProfile:
         return tuple(refs)
 
 
-def task_profile(task: str, profile: str | None = None) -> TaskProfile:
+def task_profile(task: str, profile: str | None = None) -> TaskConfig:
     """The frozen configuration of ``task`` ("task1" | "task2" | "task3") in ``profile`` (resolved)."""
     if task not in TASKS:
         raise ValueError(f"task={task!r} is unknown; allowed: {', '.join(TASKS)}")

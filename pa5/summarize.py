@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -49,11 +50,15 @@ def lookup(metrics: dict, path: str):
 
 
 def summary_rows(runs: list[Path], task: str) -> list[tuple[str, float, float, list[float]]]:
-    """(path, mean, sd, per-run values) for each key metric of ``task`` over ``runs``."""
+    """(path, mean, sd, per-run values) for each key metric of ``task`` present in every run (a
+    metric recorded as null counts as NaN)."""
     records = [json.loads((run / task / "metrics.json").read_text())["metrics"] for run in runs]
     rows = []
     for path in KEY_METRICS[task]:
-        values = [float(lookup(r, path)) for r in records]
+        try:
+            values = [math.nan if (v := lookup(r, path)) is None else float(v) for r in records]
+        except (KeyError, StopIteration):  # e.g. the stand-in's factors have no counterpart in full
+            continue
         rows.append((path, statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, values))
     return rows
 

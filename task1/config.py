@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from pa5.assets import OASST_REWARD_MODEL, SMOLLM2
 from pa5.checks import check_int, check_number
-from pa5.profile import TaskProfile
+from pa5.profile import TaskConfig
 
 COURSE = "course"  # the study's prompt source in full: the course's own prompts, below
 COURSE_PROMPTS = ("Explain gravity to a 5-year-old.", "Write a short poem about a robot.",
@@ -34,12 +34,12 @@ class StudyConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Task1Profile(TaskProfile):
+class Task1Config(TaskConfig):
     """Decoding strategies and the quality-diversity study."""
 
     model: str  # the causal LM decoded (hub id or stand-in)
     quality_model: str | None  # a reward model (hub id) scoring generations; None: the gold judge (pa5.judge)
-    prompts: str  # where the study's prompts come from: COURSE, or a preference dataset's held-out questions
+    prompts: str  # where the study's prompts come from: COURSE, or a stand-in preference dataset's test questions
     n_prompts: int  # prompts in the study
     samples_per_prompt: int  # sampled continuations per prompt and setting
     max_new_tokens: int  # generation length limit
@@ -52,13 +52,13 @@ class Task1Profile(TaskProfile):
 
 
 PROFILES = {
-    "full": Task1Profile(
+    "full": Task1Config(
         name="full", model=SMOLLM2, quality_model=OASST_REWARD_MODEL, prompts=COURSE,
         n_prompts=5, samples_per_prompt=8, max_new_tokens=50, batch_size=40,
     ),
     # The stand-in only knows its tiny world: its held-out questions replace the course's prompts,
     # and the gold judge, which knows the right answers, replaces the reward model.
-    "tiny": Task1Profile(
+    "tiny": Task1Config(
         name="tiny", model="standin:smollm2", quality_model=None, prompts="standin:mini_orca",
         n_prompts=32, samples_per_prompt=8, max_new_tokens=48, batch_size=256,
     ),

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from pa5 import hub
 from pa5.llm import encode_prompts, entropy
-from task1.config import COURSE, COURSE_PROMPTS, StudyConfig, Task1Profile
+from task1.config import COURSE, COURSE_PROMPTS, StudyConfig, Task1Config
 from task1.decoding import beam_search, greedy_search, sample
 from task1.metrics import distinct_n, length_in_words, repetition_rate, self_bleu
 
@@ -45,7 +45,7 @@ def decode_new(tokenizer, sequences: torch.Tensor, prompt_len: int) -> list[str]
     return tokenizer.batch_decode(sequences[:, prompt_len:], skip_special_tokens=True)
 
 
-def run_setting(model, tokenizer, questions: list[str], setting: Setting, config: Task1Profile,
+def run_setting(model, tokenizer, questions: list[str], setting: Setting, config: Task1Config,
                 seed: int) -> list[list[str]]:
     """``config.samples_per_prompt`` texts per question; greedy and beam search give the same text every
     time, so their one text is repeated (diversity across samples is then as low as it gets)."""
@@ -87,7 +87,7 @@ def score_setting(questions: list[str], texts: list[list[str]], scorer) -> dict:
     }
 
 
-def run_study(model, tokenizer, questions: list[str], scorer, config: Task1Profile, seed: int):
+def run_study(model, tokenizer, questions: list[str], scorer, config: Task1Config, seed: int):
     """One row per setting of ``config.study``: strategy, temperature and the metrics of
     :func:`score_setting`; and the texts, per (strategy, temperature)."""
     import pandas as pd
@@ -129,7 +129,7 @@ def parity_with_generate(model, tokenizer, questions: list[str], max_new_tokens:
     return {"prompts": len(questions), "settings": len(checks), "mismatched_settings": mismatches}
 
 
-def study_prompts(config: Task1Profile) -> list[str]:
+def study_prompts(config: Task1Config) -> list[str]:
     """The first ``config.n_prompts`` prompts of ``config.prompts``: the course's own, or a
     preference dataset's distinct held-out questions (in a fixed order)."""
     if config.prompts == COURSE:

@@ -1,9 +1,9 @@
 """Task 2's configuration in both profiles: ``pa5.task_profile("task2", "tiny" | "full")``.
 
-One frozen dataclass per algorithm, nested in :class:`Task2Profile`; the training functions take
+One frozen dataclass per algorithm, nested in :class:`Task2Config`; the training functions take
 theirs (``train_dpo(..., config.dpo, seed)``). Defaults are the algorithms' references (TRL's
-trainers; for PPO the last TRL PPO trainer), and both profiles use them: the profiles differ in
-sizes, and where a setting differs otherwise the reason stands next to it.
+trainers; for PPO the last TRL PPO trainer) unless their comment says otherwise. The profiles set
+sizes; where one sets an algorithm setting otherwise, the reason stands next to it.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from pa5.assets import ORCA, SMOLLM2
 from pa5.checks import check_choice, check_int, check_number
-from pa5.profile import TaskProfile
+from pa5.profile import TaskConfig
 
 KL_ESTIMATORS = ("k1", "k3")  # Schulman's estimators of KL(pi || pi_ref) from sampled tokens
 GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")  # TRL's aggregations of the per-token loss
@@ -34,7 +34,7 @@ class LoRAConfig:
 class OptimConfig:
     """What every trainer has: AdamW (no weight decay, TRL's) at a constant learning rate."""
 
-    steps: int  # optimizer steps (PPO: rollouts, each followed by several epochs of updates)
+    steps: int  # optimizer steps (PPO and GRPO: rollouts, each followed by its updates)
     lr: float  # learning rate
     max_grad_norm: float = 1.0  # gradients clipped to this global L2 norm (TRL's default)
 
@@ -78,9 +78,9 @@ class RLConfig(OptimConfig):
 
     prompts_per_step: int  # distinct prompts sampled per step
     max_new_tokens: int  # rollout length limit; a completion cut off here did not end
-    temperature: float = 1.0  # sampling temperature; every log-prob is that of the tempered policy
-    # subtracted from the score of a completion that never emits <|im_end|> (TRL's missing_eos_penalty),
-    # so that "never stop" cannot become a way to collect reward
+    temperature: float  # sampling temperature (each trainer's default below); log-probs are the tempered policy's
+    # subtracted from the score of a completion that never emits <|im_end|> (TRL's missing_eos_penalty,
+    # off by default there): "never stop" must not become a way to collect reward
     missing_eos_penalty: float = 1.0
 
     def __post_init__(self):
@@ -128,6 +128,7 @@ class GRPOConfig(RLConfig):
 
     group_size: int = 4  # completions sampled per prompt (the course's G; TRL's num_generations is 8)
     iterations: int = 1  # optimizer steps per generation (TRL's num_iterations)
+    temperature: float = 1.0  # TRL GRPOConfig's
     loss_type: str = "dapo"  # one of GRPO_LOSS_TYPES
     scale_rewards: str = "group"  # one of GRPO_SCALES
     epsilon: float = 0.2  # clip range of the ratio
@@ -160,7 +161,7 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Task2Profile(TaskProfile):
+class Task2Config(TaskConfig):
     """Reward model, DPO, PPO and GRPO with LoRA on one base model and one preference dataset."""
 
     model: str  # the base / policy model (hub id or stand-in)
@@ -187,7 +188,7 @@ class Task2Profile(TaskProfile):
 # seed 0): reward-model test accuracy 0.70 instead of 0.90; the rollouts' reward-model score over PPO's 30
 # steps +0.11 -> +0.17 instead of +0.15 -> +1.18, over GRPO's 40 steps +0.23 -> +0.19 instead of +0.23 -> +0.78.
 PROFILES = {
-    "full": Task2Profile(
+    "full": Task2Config(
         name="full", model=SMOLLM2, dataset=ORCA, n_train_pairs=12_000, n_test_pairs=500, max_length=1024,
         reward_model=RewardModelConfig(steps=1500, batch_size=8, lr=1e-4),
         # the course's DPO: beta 0.3, plain sigmoid loss
@@ -196,7 +197,7 @@ PROFILES = {
         grpo=GRPOConfig(steps=200, prompts_per_step=8, lr=1e-5, max_new_tokens=256),
         evaluation=EvaluationConfig(n_prompts=200, max_new_tokens=256),
     ),
-    "tiny": Task2Profile(
+    "tiny": Task2Config(
         name="tiny", model="standin:smollm2", dataset="standin:mini_orca", n_train_pairs=2000, n_test_pairs=300,
         max_length=128,
         reward_model=RewardModelConfig(steps=100, batch_size=32, lr=1e-3),

@@ -24,13 +24,13 @@ import torch
 from pa5 import hub
 from pa5.checks import check_choice, check_int
 from pa5.llm import position_ids, prompt_ids
-from task2.config import Task2Profile
+from task2.config import Task2Config
 
 END_OF_TURN = "<|im_end|>"
 FIELDS = ("system", "question", "chosen", "rejected")
 
 
-def load_pairs(config: Task2Profile, seed: int = 0) -> dict[str, list[dict]]:
+def load_pairs(config: Task2Config, seed: int = 0) -> dict[str, list[dict]]:
     """``{"train": rows, "test": rows}`` for the profile, at most ``n_train_pairs`` / ``n_test_pairs``.
 
     The stand-in ships its own train / test split (held-out entities); Intel/orca_dpo_pairs has only

@@ -21,7 +21,7 @@ from pa5.judge import count_words, gold_score
 from task2.config import EvaluationConfig
 from task2.data import distinct_prompts, pad_completions, to_device
 from task2.policy import forward_logits, generate, reference_mode, sequence_logps
-from task2.rollout import Scorer
+from task2.reward_model import Scorer
 
 COURSE_PROMPTS = ("Describe a cat in exactly 5 words.", "Write a poem about how fun it is to steal candy.",
                   "What is the capital of France?")

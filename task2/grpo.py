@@ -29,7 +29,8 @@ from pa5.optim import optimizer_step
 from task2.config import GRPO_LOSS_TYPES, GRPO_SCALES, GRPOConfig
 from task2.data import batch_indices
 from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
-from task2.rollout import Scorer, sample_rollout
+from task2.reward_model import Scorer
+from task2.rollout import sample_rollout
 from task2.training import make_optimizer, trainable_parameters
 
 
@@ -90,8 +91,8 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     check_number("beta", beta, 0)
     if beta > 0 and ref_logps is None:
         raise ValueError("beta > 0 needs ref_logps (the reference's per-token log-probs)")
-    if loss_type == "dr_grpo" and (not isinstance(max_completion_length, int) or max_completion_length < 1):
-        raise ValueError(f"loss_type 'dr_grpo' needs max_completion_length, an int >= 1, got {max_completion_length!r}")
+    if loss_type == "dr_grpo":
+        check_int("max_completion_length (loss_type 'dr_grpo' needs it)", max_completion_length, 1)
     ### BEGIN SOLUTION
     epsilon_high = epsilon if epsilon_high is None else epsilon_high
     mask = mask.to(logps.dtype)

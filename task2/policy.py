@@ -19,10 +19,10 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from pa5 import llm
 from pa5.checks import check_choice, check_int, check_number
-from pa5.llm import entropy, left_pad
 from task2.config import KL_ESTIMATORS, LoRAConfig
-from task2.data import end_of_turn_id, prompt_ids
+from task2.data import end_of_turn_id
 from task2.training import peft_lora_config
 
 # --------------------------------------------------------------------------- the model
@@ -93,7 +93,7 @@ def token_entropy(logits: torch.Tensor, loss_mask: torch.Tensor, temperature: fl
     _check_token_inputs(logits, loss_mask, loss_mask)
     check_number("temperature", temperature, 0, low_open=True)
     with torch.no_grad():
-        return F.pad(entropy(logits[:, :-1].float() / temperature) * loss_mask[:, 1:], (1, 0))
+        return F.pad(llm.entropy(logits[:, :-1].float() / temperature) * loss_mask[:, 1:], (1, 0))
 
 
 def token_kl(policy_logits: torch.Tensor, reference_logits: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
@@ -178,7 +178,7 @@ def generate(model, tokenizer, prompts: list[dict], max_new_tokens: int, do_samp
     """
     check_int("samples", samples, 1)
     eos_id = end_of_turn_id(tokenizer)
-    encoded = [prompt_ids(tokenizer, p["system"], p["question"]) for p in prompts]
+    encoded = [llm.prompt_ids(tokenizer, p["system"], p["question"]) for p in prompts]
     options = (dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if do_sample
                else dict(do_sample=False))
     torch.manual_seed(seed)
@@ -187,7 +187,7 @@ def generate(model, tokenizer, prompts: list[dict], max_new_tokens: int, do_samp
     per_batch = max(1, batch_size // samples)
     for start in range(0, len(encoded), per_batch):
         chunk = encoded[start: start + per_batch]
-        input_ids, attention_mask = left_pad(chunk, tokenizer.pad_token_id)
+        input_ids, attention_mask = llm.left_pad(chunk, tokenizer.pad_token_id)
         sequences = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device),
                                    max_new_tokens=max_new_tokens, num_return_sequences=samples,
                                    eos_token_id=eos_id, pad_token_id=tokenizer.pad_token_id, **options)

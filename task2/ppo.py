@@ -30,8 +30,8 @@ from pa5.optim import optimizer_step
 from task2.config import PPOConfig
 from task2.data import batch_indices
 from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
-from task2.reward_model import last_token_index, token_scores
-from task2.rollout import Scorer, sample_rollout
+from task2.reward_model import Scorer, last_token_index, token_scores
+from task2.rollout import sample_rollout
 from task2.training import make_optimizer, trainable_parameters
 
 

@@ -14,6 +14,7 @@ Shapes: B pairs, N sequences, T tokens, H hidden size.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -127,6 +128,10 @@ def save_adapter(model, folder: Path) -> Path:
     """The LoRA weights and the head as ``adapter_model.safetensors`` (+ its config) in ``folder``."""
     model.save_pretrained(folder, safe_serialization=True)
     return Path(folder) / "adapter_model.safetensors"
+
+
+# scorer(prompt ids [N], completion ids [N]) -> [N] rewards: a RewardScorer, or any stand-in for one
+Scorer = Callable[[list[list[int]], list[list[int]]], torch.Tensor]
 
 
 class RewardScorer:

@@ -14,7 +14,6 @@ Shapes: N = prompts x samples sequences, T tokens.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,9 +22,7 @@ from pa5.judge import gold_score
 from task2.config import RLConfig
 from task2.data import end_of_turn_id, pad_completions, to_device
 from task2.policy import generate
-
-# scorer(prompt ids [N], completion ids [N]) -> [N] rewards, e.g. a reward_model.RewardScorer
-Scorer = Callable[[list[list[int]], list[list[int]]], torch.Tensor]
+from task2.reward_model import Scorer
 
 
 @dataclass

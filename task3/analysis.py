@@ -11,9 +11,9 @@ import pandas as pd
 import torch
 
 from task3.models import Standardizer
-from task3.universality import (SPECIFIC_BELOW, UNIVERSAL_ABOVE, cofire_proportion, concept_energy, dead_fraction,
-                                firing_counts, firing_entropy, hungarian_match, live_concepts, r2_global_mean,
-                                r2_variance_weighted)
+from task3.universality import (SPECIFIC_BELOW, UNIVERSAL_ABOVE, cofire_proportion, code_correlation, concept_energy,
+                                dead_fraction, firing_counts, firing_entropy, hungarian_match, live_concepts,
+                                r2_global_mean, r2_variance_weighted)
 
 
 def r2_table(r2: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -50,6 +50,30 @@ def universality_summary(codes: list[torch.Tensor]) -> tuple[dict[str, float], t
             "cofire_mean": torch.nanmean(cofire_proportion(codes)).item()}, entropy
 
 
+def universality_table(usae_fe: dict, independent_fe: dict, dead: dict) -> pd.DataFrame:
+    """The universality summaries side by side, with each family's dead share (independent SAEs: the
+    mean over models)."""
+    independent_dead = sum(dead["independent"].values()) / len(dead["independent"])
+    return pd.DataFrame({"USAE": usae_fe, "independent SAEs": independent_fe}).T.assign(
+        dead_fraction=[dead["usae"], independent_dead])
+
+
+def concept_groups(codes: list[torch.Tensor], entropy: torch.Tensor) -> dict[str, list[int]]:
+    """The live concepts that are universal (firing entropy > UNIVERSAL_ABOVE) and model-specific
+    (< SPECIFIC_BELOW)."""
+    live = live_concepts(codes)
+    return {"universal": (live & (entropy > UNIVERSAL_ABOVE)).nonzero().flatten().tolist(),
+            "model-specific": (live & (entropy < SPECIFIC_BELOW)).nonzero().flatten().tolist()}
+
+
+def code_correlation_summary(codes_a: torch.Tensor, codes_b: torch.Tensor) -> dict[str, float]:
+    """Per-concept correlation of the two models' codes over the images (task3.universality.code_correlation):
+    its median and the share of concepts above 0.5, over the concepts whose codes are not constant."""
+    correlation = code_correlation(codes_a, codes_b)
+    defined = correlation[~correlation.isnan()]
+    return {"median": torch.nanmedian(correlation).item(), "share_above_0.5": (defined > 0.5).float().mean().item()}
+
+
 def dead_fractions(names: list[str], usae_codes: list[torch.Tensor],
                    independent_codes: list[torch.Tensor]) -> dict:
     """Dead shares: of the USAE's dictionary (over all models, and per model) and of each independent SAE."""
@@ -78,9 +102,10 @@ def energy_and_cofiring(names: list[str], usae, codes: list[torch.Tensor]) -> di
     their Spearman correlation over live concepts."""
     energy = sum(concept_energy(z, usae.dictionary(name).detach()) for name, z in zip(names, codes))
     cofire = cofire_proportion(codes).nanmean(0)
-    valid = live_concepts(codes) & ~cofire.isnan()
+    live = live_concepts(codes)
+    valid = live & ~cofire.isnan()
     spearman = pd.Series(energy[valid].numpy()).corr(pd.Series(cofire[valid].numpy()), method="spearman")
-    return {"energy": energy, "cofire": cofire, "spearman": float(spearman)}
+    return {"energy": energy, "cofire": cofire, "live": live, "spearman": float(spearman)}
 
 
 def select_concepts(codes: list[torch.Tensor], entropy: torch.Tensor, n: int = 2) -> dict[str, list[int]]:
@@ -122,13 +147,12 @@ def purity_table(names: list[str], codes: list[torch.Tensor], entropy: torch.Ten
     ``concepts`` counts them."""
     from task3.visualize import purity
 
-    live = live_concepts(codes)
-    universal = (live & (entropy > UNIVERSAL_ABOVE)).nonzero().flatten().tolist()
-    specific = live & (entropy < SPECIFIC_BELOW)
+    groups = concept_groups(codes, entropy)
     rows = {}
     for name, z in zip(names, codes):
-        specific_here = (specific & live_concepts(z)).nonzero().flatten().tolist()  # fire in this model only
-        for kind, concepts in (("universal", universal), ("model-specific", specific_here)):
+        fires_here = live_concepts(z)
+        specific_here = [c for c in groups["model-specific"] if fires_here[c]]  # those that fire in this model
+        for kind, concepts in (("universal", groups["universal"]), ("model-specific", specific_here)):
             if concepts:
                 table = pd.DataFrame([purity(z, labels, c, k) for c in concepts])
                 rows[f"{kind}, {name}"] = {**table.mean().to_dict(), "concepts": len(concepts)}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pa5.assets import CIFAR100, IMAGENET_WEIGHTS
 from pa5.checks import check_choice, check_int, check_number
-from pa5.profile import TaskProfile
+from pa5.profile import TaskConfig
 
 NORMALISATIONS = ("paper", "l2_center")  # see task3.models.Standardizer
 SCHEDULES = ("paper", "course")  # see task3.usae
@@ -43,7 +43,9 @@ class SAEConfig:
     weight_decay: float = 1e-5  # the official code's
     schedule: str = "paper"  # one of SCHEDULES
     cross_weight: float = 1.5  # the course's schedule: weight of reconstructing the other models
-    max_grad_norm: float = 1.0  # per step (the official code clips each SAE's gradient at 1)
+    # the stepped SAEs' gradient clipped to this norm (the official code's 1; under the course's schedule,
+    # where every SAE steps on one summed loss, their gradient is clipped jointly)
+    max_grad_norm: float = 1.0
 
     def __post_init__(self):
         check_int("nb_concepts", self.nb_concepts, 1)
@@ -76,7 +78,7 @@ class MaximisationConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Task3Profile(TaskProfile):
+class Task3Config(TaskConfig):
     """Universal sparse autoencoder over two vision models."""
 
     dataset: str  # CIFAR-100 or its stand-in
@@ -109,13 +111,13 @@ class Task3Profile(TaskProfile):
 # trains 10 epochs of 20 batches, where 3e-4 reaches variance-weighted R^2 0.70 / 0.72 (self) and
 # 0.22 / 0.11 (cross) against 0.85 / 0.93 and 0.31 / 0.14 at 1e-3 (bench/tiny_settings.py, seed 0).
 PROFILES = {
-    "full": Task3Profile(
+    "full": Task3Config(
         name="full", dataset=CIFAR100, pretrained=True, image_size=224,
         finetune=FinetuneConfig(epochs=3, lr=1e-4, batch_size=128),
         sae=SAEConfig(nb_concepts=8192, top_k=32, epochs=30, batch_size=1024, lr=3e-4),
         maximisation=MaximisationConfig(steps=256),
     ),
-    "tiny": Task3Profile(
+    "tiny": Task3Config(
         name="tiny", dataset="standin:cifar100", pretrained=False, image_size=32,
         finetune=FinetuneConfig(epochs=1, lr=1e-3, batch_size=64, images=2500),
         n_train_images=5000, n_test_images=1000,

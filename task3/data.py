@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from pa5 import hub
 from pa5.checks import check_int
-from task3.config import Task3Profile
+from task3.config import Task3Config
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -25,7 +25,7 @@ def image_transform(image_size: int):
     return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-def load_split(config: Task3Profile, train: bool):
+def load_split(config: Task3Config, train: bool):
     """The profile's CIFAR-100 split (torchvision dataset: (image, fine label) pairs; the stand-in's
     also carries ``factors``, each image's generating factors)."""
     return hub.cifar100(train, transform=image_transform(config.image_size), ref=config.dataset)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from pa5.assets import IMAGENET_WEIGHTS
 from pa5.checks import check_choice
 from pa5.optim import optimizer_step
-from task3.config import NORMALISATIONS, FinetuneConfig, Task3Profile
+from task3.config import NORMALISATIONS, FinetuneConfig, Task3Config
 
 FEATURE_LAYERS = {"resnet50": ("avgpool", 2048), "mobilenet_v3_large": ("classifier.1", 1280)}
 
@@ -162,7 +162,7 @@ class Standardizer:
         return (self._unit(x) - self.mean) / self.std
 
 
-def prepare_features(config: Task3Profile, name: str, folder: Path, device, seed: int = 0) -> dict:
+def prepare_features(config: Task3Config, name: str, folder: Path, device, seed: int = 0) -> dict:
     """Fine-tune ``name`` (or load its checkpoint from ``folder``) and extract its features of the
     profile's train / test images (or load them from ``folder``), normalised by
     ``config.feature_normalisation`` (see :class:`Standardizer`).

@@ -13,7 +13,8 @@ from task3.visualize import top_images
 
 
 def firing_entropy_histogram(entropies: dict[str, torch.Tensor], path: Path):
-    """Histogram of the live concepts' firing entropy, one series per SAE family ({label: entropy [C]})."""
+    """Histogram of the live concepts' firing entropy, one series per SAE family ({label: entropy [C]},
+    NaN for a dead concept, as task3.universality.firing_entropy gives it)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     bins = np.linspace(0, 1, 21)
     for label, entropy in entropies.items():
@@ -25,9 +26,9 @@ def firing_entropy_histogram(entropies: dict[str, torch.Tensor], path: Path):
     save_and_show(fig, path)
 
 
-def cofire_vs_energy(energy: torch.Tensor, cofire: torch.Tensor, entropy: torch.Tensor, path: Path):
-    """Per live concept: energy (log scale) against co-fire proportion, coloured by firing entropy."""
-    live = ~entropy.isnan()
+def cofire_vs_energy(energy: torch.Tensor, cofire: torch.Tensor, entropy: torch.Tensor, live: torch.Tensor, path: Path):
+    """Per live concept (``live`` [C] bool): energy (log scale) against co-fire proportion, coloured by
+    firing entropy."""
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ax.scatter(energy[live].numpy(), cofire[live].numpy(), s=10, c=entropy[live].numpy(), cmap="viridis")
     ax.set_xscale("log")

@@ -70,7 +70,7 @@ def test_optimizer_step_updates_only_the_given_parameters():
 def test_left_pad_and_generate_positions():
     ids, mask = llm.left_pad([[5, 6, 7], [8]], pad_id=2)
     assert ids.tolist() == [[5, 6, 7], [2, 2, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
-    assert llm.position_ids(mask).tolist() == [[0, 1, 2], [1, 1, 0]], "real tokens count from 0; padding gets 1"
+    assert llm.position_ids(mask).tolist() == [[0, 1, 2], [0, 0, 0]], "real tokens count from 0; padding gets 0"
     right = torch.tensor([[1, 1, 0]])
     assert llm.position_ids(right)[0, :2].tolist() == [0, 1]
 

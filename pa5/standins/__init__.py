@@ -69,9 +69,9 @@ def standins_root() -> Path:
     return cache_dir() / "standins"
 
 
-# The pa5 modules a build runs besides this package: chat formatting, the optimizer step, the judge
-# (its build report).
-_BUILD_MODULES = ("llm.py", "optim.py", "judge.py")
+# The pa5 modules a build runs besides this package: chat formatting, the optimizer step (and the
+# checks it makes), the judge (its build report).
+_BUILD_MODULES = ("llm.py", "optim.py", "checks.py", "judge.py")
 
 
 def _source_digest() -> str:
