@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 from pathlib import Path
 
 from pa5.profile import TASKS
@@ -19,10 +18,13 @@ from pa5.profile import TASKS
 KEY_METRICS = {
     "task1": [f"summary[{s}, T={t}]/{k}" for s, t in [(s, None) for s in ("greedy", "beam")]
               + [(s, t) for s in ("top-k", "top-p") for t in (0.2, 0.5, 0.8, 1.0, 1.2)]
-              for k in ("quality", "distinct_2")],
+              for k in ("quality", "distinct_2", "self_bleu", "repetition", "length")],
+    # a reward model is identified only up to a constant, and each seed trains its own: its scores are
+    # compared with the base policy's within a run
     "task2": ["reward_model/test_accuracy", "reward_model/length_correlation", "dpo/test_reward_accuracy"]
-             + [f"models/{m}/{k}" for m in ("base", "dpo", "ppo", "grpo")
-                for k in ("gold_success", "rm_reward", "words", "kl", "length_reward_corr")],
+             + [f"models/{m}/{k}" for m in ("base", "dpo", "ppo", "grpo") for k in ("gold_success", "words", "kl")]
+             + [f"models/{m}/rm_reward - models/base/rm_reward" for m in ("dpo", "ppo", "grpo")]
+             + [f"models/{m}/length_reward_corr" for m in ("base", "dpo", "ppo", "grpo")],
     "task3": ["accuracy/resnet50", "accuracy/mobilenet_v3_large"]
              + [f"r2/{kind}/{pair}/variance_weighted" for kind in ("usae", "independent")
                 for pair in ("resnet50->resnet50", "resnet50->mobilenet_v3_large", "mobilenet_v3_large->resnet50",
@@ -36,7 +38,11 @@ KEY_METRICS = {
 
 
 def lookup(metrics: dict, path: str):
-    """The value at ``path`` ("a/b/c"; task 1's "summary[strategy, T=t]/key" picks a row of its table)."""
+    """The value at ``path`` ("a/b/c"; task 1's "summary[strategy, T=t]/key" picks a row of its table;
+    "a/b - c/d" is a difference of two values)."""
+    if " - " in path:
+        first, second = path.split(" - ")
+        return lookup(metrics, first) - lookup(metrics, second)
     value = metrics
     for key in path.split("/"):
         if key.startswith("summary["):
@@ -59,7 +65,9 @@ def summary_rows(runs: list[Path], task: str) -> list[tuple[str, float, float, l
             values = [math.nan if (v := lookup(r, path)) is None else float(v) for r in records]
         except (KeyError, StopIteration):  # e.g. the stand-in's factors have no counterpart in full
             continue
-        rows.append((path, statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, values))
+        mean = sum(values) / len(values)  # NaN in, NaN out (statistics.stdev fails on NaN)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        rows.append((path, mean, sd, values))
     return rows
 
 

@@ -126,3 +126,23 @@ def test_notebook_code_defines_no_function_and_draws_nothing_itself(task):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
                 assert not any(n.startswith("matplotlib") for n in names), f"{task}.ipynb draws itself:\n{cell.source}"
+
+
+def test_summarize_gives_mean_sd_and_every_run(tmp_path, monkeypatch):
+    import json
+
+    from pa5 import summarize
+
+    for seed, (gold, base_rm, dpo_rm) in enumerate(((0.4, -1.0, 0.5), (0.6, 1.0, 1.5))):
+        folder = tmp_path / f"seed{seed}" / "task2"
+        folder.mkdir(parents=True)
+        models = {"base": {"gold_success": gold, "rm_reward": base_rm}, "dpo": {"gold_success": None, "rm_reward": dpo_rm}}
+        (folder / "metrics.json").write_text(json.dumps({"metrics": {"models": models}}))
+    monkeypatch.setitem(summarize.KEY_METRICS, "task2", ["models/base/gold_success", "models/dpo/gold_success",
+                                                         "models/dpo/rm_reward - models/base/rm_reward", "absent/key"])
+    rows = {path: (mean, sd, values) for path, mean, sd, values
+            in summarize.summary_rows([tmp_path / "seed0", tmp_path / "seed1"], "task2")}
+    assert rows["models/base/gold_success"][:2] == pytest.approx((0.5, 0.1414214)), "mean and sample sd"
+    assert rows["models/dpo/rm_reward - models/base/rm_reward"][2] == [1.5, 0.5], "a difference within each run"
+    assert all(math.isnan(v) for v in rows["models/dpo/gold_success"][2]), "a null is NaN, not a crash"
+    assert "absent/key" not in rows, "a metric some runs lack is left out"
