@@ -1,5 +1,5 @@
 """Why some tiny-profile settings differ from the full profile's: each full-profile value, run on the
-tiny stand-ins next to the tiny profile's own (seed 0, one run each; about 8 minutes on 2 CPU cores).
+tiny stand-ins next to the tiny profile's own (seed 0, one run each; about 10 minutes on 2 CPU cores).
 
     python bench/tiny_settings.py [--only rm,dpo,rl,sae]
 

@@ -89,7 +89,7 @@ class Task3Config(TaskConfig):
     n_train_images: int = 0  # images whose features train the SAEs (0: all)
     n_test_images: int = 0  # images whose features evaluate them (0: all)
     # "paper": one scalar mean / std per model; "l2_center": unit-norm images, centred features, scalar std
-    # (a measured deviation, see task3/README.md)
+    # (a deviation from the paper, see task3/README.md)
     feature_normalisation: str = "l2_center"
     sae: SAEConfig  # task3.usae.train_usae and train_independent
     maximisation: MaximisationConfig  # task3.visualize.maximise

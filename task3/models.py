@@ -11,7 +11,7 @@ pooled features read with forward hooks.
   Hardswish after the 960 -> 1280 projection; 1280-d). ``classifier[2]`` is an in-place Dropout, so
   the hooked output is cloned.
 * Normalisation per model, fitted on the train split and reused on test: the paper's scalar
-  standardisation, or (both profiles' choice, a measured deviation) unit norm + centring first.
+  standardisation, or (both profiles' choice, a deviation from the paper) unit norm + centring first.
 
 Shapes: N images, D features.
 """
