@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PA5_PROFILE ?= auto
 export PA5_PROFILE
 
-.PHONY: setup run test grade release clean
+.PHONY: setup run test rehearse grade release clean
 
 setup: $(VENV)/.pa5-installed
 
@@ -26,6 +26,12 @@ run: setup
 test: setup
 	$(PY) -m pytest --grades-json=runs/test-grades.json
 	$(PY) tools/release.py check --solutions runs/test-grades.json
+
+## make rehearse: the full profile offline on this CPU - fake assets in the real formats (pa5.fake_assets),
+## the three notebooks with PA5_PROFILE=full PA5_REHEARSAL=1 (step counts cut), device audit and checks.
+## `make test` runs it too (tests/test_rehearsal.py).
+rehearse: setup
+	$(PY) -m pa5.rehearse
 
 ## make grade: graded tests only; writes grades.json and grades.xml (JUnit). Failing tests are
 ## graded, not an error: pytest's exit status 1 is accepted, anything else (crash, usage) is not. A

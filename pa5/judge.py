@@ -149,3 +149,38 @@ def gold_score(prompt: str, response: str) -> tuple[float, str]:
     except ValueError:
         return math.nan, "open"
     return verdict.score, verdict.family
+
+
+class RewardModelJudge:
+    """``judge(questions, responses) -> list[float]``: a hub reward model's score of each (question,
+    answer) **text pair**, as its model card scores it (``tokenizer(question, answer)``) - the full
+    profile's gold (task 2) and quality (task 1) score: OpenAssistant/reward-model-deberta-v3-large-v2.
+
+    Higher is better, unbounded. The pair is truncated (longest side first) to ``max_length`` tokens.
+    """
+
+    def __init__(self, ref: str, device="cpu", batch_size: int = 16, max_length: int = 512):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from pa5 import hub
+
+        self.name, self.batch_size, self.max_length = ref, batch_size, max_length
+        self.tokenizer = hub.from_pretrained(AutoTokenizer, ref)
+        self.model = hub.load_model(AutoModelForSequenceClassification, ref, device)
+
+    def __call__(self, questions: list[str], responses: list[str]) -> list[float]:
+        import torch
+
+        from pa5.device import autocast
+
+        if len(questions) != len(responses):
+            raise ValueError(f"questions and responses must have the same length, got {len(questions)} and "
+                             f"{len(responses)}")
+        device, scores = next(self.model.parameters()).device, []
+        for start in range(0, len(questions), self.batch_size):
+            part = slice(start, start + self.batch_size)
+            batch = self.tokenizer(list(questions[part]), list(responses[part]), return_tensors="pt", padding=True,
+                                   truncation=True, max_length=self.max_length).to(device)
+            with torch.no_grad(), autocast(device):
+                scores += self.model(**batch).logits[:, 0].float().cpu().tolist()
+        return scores

@@ -13,7 +13,8 @@ import torch
 
 from pa5 import hub
 from pa5.paths import runs_dir
-from pa5.profile import TaskConfig, resolve_profile, task_profile
+from pa5.device import check_audit, precision
+from pa5.profile import TaskConfig, rehearsal, resolve_profile, task_profile
 from pa5.runtime import configure_torch, cpu_count, seed_everything
 
 _LIBRARIES = ("torch", "transformers", "trl", "peft", "overcomplete", "torchvision")
@@ -27,6 +28,7 @@ class Session:
     profile: str
     config: TaskConfig
     device: torch.device
+    precision: str  # "bf16" | "fp16" | "fp32": autocast of forward passes (pa5.device)
     seed: int
     run_dir: Path
 
@@ -51,9 +53,10 @@ def setup(task: str, profile: str | None = None, seed: int = 0) -> Session:
     config = task_profile(task, name)
     seed_everything(seed)
     device = configure_torch(name)
-    session = Session(task, name, config, device, seed, runs_dir(task))
+    session = Session(task, name, config, device, precision(device), seed, runs_dir(task))
     threads = f", {torch.get_num_threads()} of {cpu_count()} CPU threads" if device.type == "cpu" else ""
-    print(f"PA5 {task} | profile: {name} | device: {device}{threads} | seed: {seed}")
+    print(f"PA5 {task} | profile: {name}{' (rehearsal)' if rehearsal() else ''} | device: {device}{threads} | "
+          f"precision: {session.precision} | seed: {seed}")
     print(" | ".join(f"{k} {v}" for k, v in library_versions().items()))
     print(f"outputs: {session.run_dir}")
     if name == "full":
@@ -75,9 +78,15 @@ def _json_ready(value):
 
 
 def save_metrics(session: Session, metrics: dict) -> Path:
-    """Write ``runs/<task>/metrics.json``: the run's identity plus ``metrics`` (JSON-serialisable)."""
-    record = {"task": session.task, "profile": session.profile, "seed": session.seed,
-              "device": str(session.device), "metrics": _json_ready(metrics)}
+    """Write ``runs/<task>/metrics.json``: the run's identity, the device audit and ``metrics``.
+
+    The audit (:func:`pa5.device.check_audit`) runs first: a model left off the session's device, or a
+    trainable parameter that is not float32, fails the notebook here, before anything is written.
+    """
+    audit = check_audit(session.device)
+    record = {"task": session.task, "profile": session.profile, "rehearsal": rehearsal(), "seed": session.seed,
+              "device": str(session.device), "precision": session.precision, "audit": audit,
+              "metrics": _json_ready(metrics)}
     path = session.run_dir / "metrics.json"
     path.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return path

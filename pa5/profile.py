@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pa5.assets import ASSETS
 
 PROFILE_ENV = "PA5_PROFILE"
+REHEARSAL_ENV = "PA5_REHEARSAL"
 PROFILES = ("tiny", "full")
 CHOICES = ("auto",) + PROFILES
 TASKS = ("task1", "task2", "task3")
@@ -66,8 +67,28 @@ class TaskConfig:
         return tuple(refs)
 
 
+def rehearsal() -> bool:
+    """True when ``$PA5_REHEARSAL`` is 1: the full profile rehearsed offline on fake assets (``make rehearse``).
+
+    Raises:
+        ValueError: for anything but 0 / 1 (or unset).
+    """
+    raw = os.environ.get(REHEARSAL_ENV, "").strip()
+    if raw not in ("", "0", "1"):
+        raise ValueError(f"{REHEARSAL_ENV}={raw!r}: allowed 0 (off, the default) or 1 (rehearse the full profile)")
+    return raw == "1"
+
+
 def task_profile(task: str, profile: str | None = None) -> TaskConfig:
-    """The frozen configuration of ``task`` ("task1" | "task2" | "task3") in ``profile`` (resolved)."""
+    """The frozen configuration of ``task`` ("task1" | "task2" | "task3") in ``profile`` (resolved).
+
+    Under ``PA5_REHEARSAL=1`` the full profile comes through ``<task>.config.rehearse``: the same
+    configuration with only step, epoch and sample counts scaled down (precision, batch sizes,
+    max_length and image size stay); the tiny profile ignores the switch.
+    """
     if task not in TASKS:
         raise ValueError(f"task={task!r} is unknown; allowed: {', '.join(TASKS)}")
-    return importlib.import_module(f"{task}.config").PROFILES[resolve_profile(profile)]
+    module = importlib.import_module(f"{task}.config")
+    name = resolve_profile(profile)
+    config = module.PROFILES[name]
+    return module.rehearse(config) if name == "full" and rehearsal() else config

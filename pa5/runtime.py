@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from pa5.checks import check_int
+from pa5.device import resolve_device
 
 
 def seed_everything(seed: int) -> None:
@@ -31,16 +32,17 @@ def cpu_count() -> int:
 
 
 def configure_torch(profile: str) -> torch.device:
-    """Pick the device and make the run reproducible for ``profile`` ("tiny" | "full").
+    """Pick the device (:func:`pa5.device.resolve_device`) and set torch up for it.
 
-    tiny: CPU, one intra-op thread per core, deterministic algorithms - a rerun gives the same
-    numbers. full: CUDA when available (TF32 matmuls allowed for speed), else CPU.
+    CPU: one intra-op thread per core, deterministic algorithms - a rerun gives the same numbers.
+    CUDA (full profile by default): TF32 matmuls allowed for speed.
     """
     torch.set_num_threads(cpu_count())
-    if profile == "full" and torch.cuda.is_available():
+    device = resolve_device(profile)
+    if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        return torch.device("cuda")
+        return device
     # Deterministic kernels only (CPU ops almost all are already); warn rather than fail if some
     # op has no deterministic implementation, so a notebook never dies on it.
     torch.use_deterministic_algorithms(True, warn_only=True)

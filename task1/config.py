@@ -5,7 +5,7 @@ model, the quality score and the sizes differ.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pa5.assets import OASST_REWARD_MODEL, SMOLLM2
 from pa5.checks import check_int, check_number
@@ -63,3 +63,9 @@ PROFILES = {
         n_prompts=32, samples_per_prompt=8, max_new_tokens=48, batch_size=256,
     ),
 }
+
+
+def rehearse(config: Task1Config) -> Task1Config:
+    """``PA5_REHEARSAL=1``: the full profile with only sample counts cut (``make rehearse``); every
+    setting of the sweep, the length limit and the batch size stay."""
+    return replace(config, n_prompts=2, samples_per_prompt=2)

@@ -7,7 +7,7 @@ from collections import Counter
 
 import torch
 
-from pa5.judge import judge
+from pa5.judge import RewardModelJudge, judge
 
 
 def words(text: str) -> list[str]:
@@ -81,35 +81,19 @@ def self_bleu(texts: list[str], max_n: int = 4) -> float:
 class QualityScorer:
     """``scorer(prompts, responses) -> list[float]``, higher is better.
 
-    * a reward model (full: OpenAssistant/reward-model-deberta-v3-large-v2) on
-      "Question: {prompt}\\nAnswer: {response}" (as the original course did): an unbounded scalar;
+    * a reward model (full: OpenAssistant/reward-model-deberta-v3-large-v2) on the (prompt, response)
+      text pair, as its model card scores it (:class:`pa5.judge.RewardModelJudge`): an unbounded scalar;
     * ``quality_model=None`` (tiny): the gold judge (``pa5.judge``): 1.0 when the response shows the
       gold behaviour for its prompt family, else 0.0.
     """
 
     def __init__(self, quality_model: str | None, device: str | torch.device = "cpu", batch_size: int = 16):
-        self.name, self.device, self.batch_size = quality_model or "gold judge", torch.device(device), batch_size
-        if quality_model is None:
-            self._judge = judge
-        else:
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        self.name = quality_model or "gold judge"
+        self._model = None if quality_model is None else RewardModelJudge(quality_model, device, batch_size)
 
-            from pa5 import hub
-
-            self._judge = None
-            self.tokenizer = hub.from_pretrained(AutoTokenizer, quality_model)
-            self.model = hub.from_pretrained(AutoModelForSequenceClassification, quality_model).to(self.device).eval()
-
-    @torch.no_grad()
     def __call__(self, prompts: list[str], responses: list[str]) -> list[float]:
         if len(prompts) != len(responses):
             raise ValueError(f"prompts and responses must have the same length, got {len(prompts)} and {len(responses)}")
-        if self._judge is not None:
-            return [self._judge(p, r).score for p, r in zip(prompts, responses)]
-        scores = []
-        for start in range(0, len(prompts), self.batch_size):
-            texts = [f"Question: {p}\nAnswer: {r}" for p, r in
-                     zip(prompts[start: start + self.batch_size], responses[start: start + self.batch_size])]
-            batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=512)
-            scores += self.model(**batch.to(self.device)).logits[:, 0].float().cpu().tolist()
-        return scores
+        if self._model is not None:
+            return self._model(prompts, responses)
+        return [judge(p, r).score for p, r in zip(prompts, responses)]

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pa5.checks import check_number, check_same_shape
 from task2.config import DPOConfig
 from task2.data import EncodedPairs, batch_indices, collate_pairs, to_device
-from task2.policy import forward_logits, reference_mode, sequence_logps, token_kl
+from task2.policy import batch_logps, completion_kl, reference_mode
 from task2.training import optimize
 
 
@@ -47,18 +47,18 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
 
 
 @torch.no_grad()
-def pair_logps(model, pairs: EncodedPairs, pad_id: int, batch_size: int = 64) -> torch.Tensor:
-    """[P, 2] summed completion log-probs (chosen, rejected) of every pair under ``model`` as it is."""
+def pair_logps(model, pairs: EncodedPairs, pad_id: int, batch_size: int = 16) -> torch.Tensor:
+    """[P, 2] summed completion log-probs (chosen, rejected) of every pair under ``model`` as it is,
+    ``batch_size`` pairs per forward (memory: see task2.policy)."""
     model.eval()
     out = []
     for part in pairs.batches(batch_size):
         batch = to_device(collate_pairs(part, pad_id), model.device)
-        logps = sequence_logps(forward_logits(model, batch), batch["input_ids"], batch["loss_mask"])
-        out.append(torch.stack(logps.chunk(2), dim=-1).cpu())
+        out.append(torch.stack(batch_logps(model, batch).chunk(2), dim=-1).cpu())
     return torch.cat(out)
 
 
-def reference_logps(model, pairs: EncodedPairs, pad_id: int, batch_size: int = 64) -> torch.Tensor:
+def reference_logps(model, pairs: EncodedPairs, pad_id: int, batch_size: int = 16) -> torch.Tensor:
     """[P, 2] log-probs under the reference (the adapter disabled): computed once, before training."""
     with reference_mode(model):
         return pair_logps(model, pairs, pad_id, batch_size)
@@ -79,8 +79,7 @@ def train_dpo(model, pairs: EncodedPairs, pad_id: int, config: DPOConfig, seed: 
 
     def loss_fn(step, indices):
         batch = to_device(collate_pairs(pairs.subset(indices), pad_id), model.device)
-        logits = forward_logits(model, batch)
-        chosen_logps, rejected_logps = sequence_logps(logits, batch["input_ids"], batch["loss_mask"]).chunk(2)
+        chosen_logps, rejected_logps = batch_logps(model, batch).chunk(2)
         ref = ref_logps[indices].to(chosen_logps.device)
         loss, chosen_rewards, rejected_rewards = dpo_loss(chosen_logps, rejected_logps, ref[:, 0], ref[:, 1],
                                                           config.beta)
@@ -92,17 +91,15 @@ def train_dpo(model, pairs: EncodedPairs, pad_id: int, config: DPOConfig, seed: 
                  "margin": (chosen_rewards - rejected_rewards).mean().item(),
                  "chosen_reward": chosen_rewards.mean().item(), "rejected_reward": rejected_rewards.mean().item()}
         if config.kl_every and step % config.kl_every == 0:
-            chosen = slice(0, len(indices))
-            with torch.no_grad(), reference_mode(model):
-                reference_logits = forward_logits(model, {k: v[chosen] for k, v in batch.items()})
-            stats["kl"] = token_kl(logits[chosen].detach(), reference_logits, batch["loss_mask"][chosen]).mean().item()
+            chosen = {k: v[: len(indices)] for k, v in batch.items()}
+            stats["kl"] = completion_kl(model, chosen).mean().item()
         return loss, stats
 
     return optimize(model, batch_indices(len(pairs), config.batch_size, config.steps, seed), loss_fn, config,
                     desc="DPO", callback=callback)
 
 
-def evaluate_dpo(model, pairs: EncodedPairs, pad_id: int, beta: float, batch_size: int = 64) -> dict:
+def evaluate_dpo(model, pairs: EncodedPairs, pad_id: int, beta: float, batch_size: int = 16) -> dict:
     """Implicit-reward accuracy (strict), mean margin, mean chosen / rejected rewards on ``pairs``, and
     the per-pair implicit rewards (lists, for per-family breakdowns)."""
     rewards = beta * (pair_logps(model, pairs, pad_id, batch_size) - reference_logps(model, pairs, pad_id, batch_size))

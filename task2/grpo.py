@@ -25,13 +25,14 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_choice, check_int, check_number, check_same_shape
+from pa5.device import grad_scaler
 from pa5.optim import optimizer_step
 from task2.config import GRPO_LOSS_TYPES, GRPO_SCALES, GRPOConfig
 from task2.data import batch_indices
 from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
 from task2.reward_model import Scorer
-from task2.rollout import sample_rollout
-from task2.training import make_optimizer, trainable_parameters
+from task2.rollout import Gold, sample_rollout
+from task2.training import gradient_checkpointing, make_optimizer, model_device, trainable_parameters
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
@@ -122,22 +123,24 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
 
 
 def train_grpo(policy, tokenizer, prompts: list[dict], scorer: Scorer, config: GRPOConfig, seed: int = 0,
-               callback=None) -> list[dict]:
+               callback=None, gold: Gold | None = None) -> list[dict]:
     """GRPO on ``prompts`` ({"system", "question"}); ``scorer(prompt ids, completion ids) -> [N]`` rewards.
 
     One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, kl
     (sequence-summed k1 to the reference at the sampling temperature, measured on the rollout; every
     ``kl_every`` steps), the zero-spread group share, and the update's loss, clip_fraction, entropy
-    (mean per token) and grad_norm (of the last iteration).
+    (mean per token) and grad_norm (of the last iteration). ``gold`` scores the rollouts' text, logged
+    and never optimised (default: the programmatic judge).
     """
     parameters = trainable_parameters(policy)
     optimizer = make_optimizer(parameters, config.lr)
+    scaler = grad_scaler(model_device(policy))
     history = []
     schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, seed)
     for step, indices in enumerate(bar := tqdm(schedule, desc="GRPO", unit="step")):
         policy.eval()
         rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, config.group_size, config,
-                                 seed=seed * 100_003 + step)
+                                 seed=seed * 100_003 + step, gold=gold)
         batch, mask = rollout.batch, rollout.batch["loss_mask"].float()
         advantages = group_advantages(rollout.score, config.group_size, config.scale_rewards).to(mask.device)
         log_kl = bool(config.kl_every) and step % config.kl_every == 0
@@ -145,14 +148,15 @@ def train_grpo(policy, tokenizer, prompts: list[dict], scorer: Scorer, config: G
             ref_logps = reference_token_logps(policy, batch, config.temperature) if config.beta or log_kl else None
             old_logps = policy_logps(policy, batch, config.temperature)[0] if config.iterations > 1 else None
         policy.train()
-        for iteration in range(config.iterations):
-            logps, entropy = policy_logps(policy, batch, config.temperature, entropy=True)
-            if iteration == 0 and log_kl:
-                kl = (kl_estimate(logps.detach(), ref_logps) * mask).sum(-1).mean().item()
-            loss, stats = grpo_loss(logps, logps.detach() if old_logps is None else old_logps, advantages, mask,
-                                    config.loss_type, config.epsilon, beta=config.beta, ref_logps=ref_logps,
-                                    max_completion_length=config.max_new_tokens)
-            grad_norm = optimizer_step(loss, parameters, optimizer, config.max_grad_norm)
+        with gradient_checkpointing(policy, enabled=config.gradient_checkpointing):
+            for iteration in range(config.iterations):
+                logps, entropy = policy_logps(policy, batch, config.temperature, entropy=True)
+                if iteration == 0 and log_kl:
+                    kl = (kl_estimate(logps.detach(), ref_logps) * mask).sum(-1).mean().item()
+                loss, stats = grpo_loss(logps, logps.detach() if old_logps is None else old_logps, advantages, mask,
+                                        config.loss_type, config.epsilon, beta=config.beta, ref_logps=ref_logps,
+                                        max_completion_length=config.max_new_tokens)
+                grad_norm = optimizer_step(loss, parameters, optimizer, config.max_grad_norm, scaler)
         policy.eval()
         record = {"step": step + 1, **rollout.stats(), **({"kl": kl} if log_kl else {}),
                   "zero_spread_groups": zero_spread_fraction(rollout.score, config.group_size),

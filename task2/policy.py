@@ -18,9 +18,11 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from pa5 import llm
 from pa5.checks import check_choice, check_int, check_number
+from pa5.device import autocast
 from task2.config import KL_ESTIMATORS, LoRAConfig
 from task2.data import end_of_turn_id
 from task2.training import peft_lora_config
@@ -28,15 +30,18 @@ from task2.training import peft_lora_config
 # --------------------------------------------------------------------------- the model
 
 
-def load_policy(ref: str, lora: LoRAConfig = LoRAConfig(), seed: int = 0):
-    """The base causal LM with a fresh LoRA adapter (seeded A, zero B: the policy starts as the base)."""
+def load_policy(ref: str, lora: LoRAConfig = LoRAConfig(), seed: int = 0, device="cpu"):
+    """The base causal LM (float32) with a fresh LoRA adapter (seeded A, zero B: the policy starts as
+    the base), on ``device``."""
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     from pa5 import hub
+    from pa5.device import place
 
     torch.manual_seed(seed)
-    return get_peft_model(hub.from_pretrained(AutoModelForCausalLM, ref), peft_lora_config("CAUSAL_LM", lora))
+    base = hub.load_model(AutoModelForCausalLM, ref, device)
+    return place(get_peft_model(base, peft_lora_config("CAUSAL_LM", lora)), device)
 
 
 def reference_mode(model):
@@ -61,6 +66,19 @@ def _check_token_inputs(logits: torch.Tensor, labels: torch.Tensor, loss_mask: t
         raise ValueError("loss_mask[:, 0] must be 0: the first token has no prediction before it")
 
 
+def selective_logps(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log softmax(logits / temperature)[target] without the full [..., V] log-softmax.
+
+    logits [..., V]; targets [...] (ids). logsumexp + gather, in float32: the only [..., V] tensor
+    is the float32 copy of ``logits`` itself (a log_softmax would add another), which is why callers
+    feed it the LM head's output a chunk of positions at a time. Returns [...] float32.
+    """
+    ### BEGIN SOLUTION
+    scaled = logits.float() / temperature
+    return scaled.gather(-1, targets[..., None]).squeeze(-1) - scaled.logsumexp(dim=-1)
+    ### END SOLUTION
+
+
 def token_logps(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor,
                 temperature: float = 1.0) -> torch.Tensor:
     """Per-token log-probabilities of the completion tokens under softmax(logits / temperature).
@@ -76,9 +94,7 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Ten
     ### BEGIN SOLUTION
     mask = loss_mask[:, 1:].bool()
     targets = labels[:, 1:].masked_fill(~mask, 0)  # masked labels may be -100 or pad: never gathered
-    scaled = logits[:, :-1].float() / temperature
-    log_probs = scaled.log_softmax(dim=-1).gather(-1, targets[..., None]).squeeze(-1)
-    return F.pad(log_probs * mask, (1, 0))
+    return F.pad(selective_logps(logits[:, :-1], targets, temperature) * mask, (1, 0))
     ### END SOLUTION
 
 
@@ -130,24 +146,68 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- the policy on a batch
+#
+# Memory: the LM head turns each position into 49,152 logits; over all positions of a 16 x 1024 batch
+# their float32 copies alone are 3 GB, a log-softmax doubles it and autograd keeps both. So the head
+# runs only on the positions that predict a completion token, a chunk of HEAD_CHUNK positions at a
+# time, each chunk under activation checkpointing when gradients flow (its logits are recomputed in
+# the backward pass instead of kept): the peak is one chunk's logits, whatever the batch.
+
+HEAD_CHUNK = 2048  # positions per LM-head chunk: 2048 x 49,152 float32 logits = 400 MB
+
+
+def causal_lm(model):
+    """The transformers causal LM inside ``model`` (a PeftModel's LoRA layers live inside it)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def completion_hidden(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """([M, H] final hidden states at the M positions that predict a completion token, (rows, columns)
+    of the M predicted tokens in the batch). The LM head is not applied."""
+    lm = causal_lm(model)
+    backbone = getattr(lm, lm.base_model_prefix)
+    with autocast(batch["input_ids"].device):
+        hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      position_ids=batch["position_ids"], use_cache=False).last_hidden_state  # [N, T, H]
+    rows, columns = batch["loss_mask"][:, 1:].nonzero(as_tuple=True)  # token columns + 1 is predicted at columns
+    return hidden[rows, columns], (rows, columns + 1)
+
+
+def _head_logps(head, hidden: torch.Tensor, targets: torch.Tensor, temperature: float,
+                entropy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    with autocast(hidden.device):
+        logits = head(hidden)
+    logps = selective_logps(logits, targets, temperature)
+    if not entropy:
+        return logps, logps.new_zeros(0)
+    with torch.no_grad():
+        return logps, llm.entropy(logits.float() / temperature)
 
 
 def policy_logps(policy, batch: dict[str, torch.Tensor], temperature: float,
                  entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """([N, T] per-token log-probs of the completion tokens under the tempered policy, [N, T] entropy
-    or None). With gradient if enabled by the caller.
+    or None); 0 outside the completion mask. With gradient if enabled by the caller.
 
-    Only positions from the batch's earliest completion token on need logits (``logits_to_keep``):
-    the LM head over the prompts - half the tokens, a 49k-way projection each in SmolLM2 - is skipped.
+    Equal to :func:`token_logps` / :func:`token_entropy` on the full logits (tested to 1e-6), at the
+    memory of one head chunk (see above).
     """
-    loss_mask = batch["loss_mask"]
-    start = max(int(loss_mask.float().argmax(-1).min()) - 1, 0)  # predicts the earliest completion token
-    logits = policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    position_ids=batch["position_ids"], use_cache=False,
-                    logits_to_keep=loss_mask.shape[1] - start).logits  # [N, T - start, V]
-    kept_ids, kept_mask = batch["input_ids"][:, start:], loss_mask[:, start:]
-    logps = F.pad(token_logps(logits, kept_ids, kept_mask, temperature), (start, 0))
-    return logps, F.pad(token_entropy(logits, kept_mask, temperature), (start, 0)) if entropy else None
+    check_number("temperature", temperature, 0, low_open=True)
+    hidden, index = completion_hidden(policy, batch)
+    targets = batch["input_ids"][index]
+    head = causal_lm(policy).get_output_embeddings()
+    checkpointed = torch.is_grad_enabled() and hidden.requires_grad
+    logps, entropies = [hidden.new_zeros(0, dtype=torch.float32)], [hidden.new_zeros(0, dtype=torch.float32)]
+    for start in range(0, len(hidden), HEAD_CHUNK):
+        part = (head, hidden[start: start + HEAD_CHUNK], targets[start: start + HEAD_CHUNK], temperature, entropy)
+        chunk_logps, chunk_entropy = (checkpoint(_head_logps, *part, use_reentrant=False) if checkpointed
+                                      else _head_logps(*part))
+        logps.append(chunk_logps), entropies.append(chunk_entropy)
+    shape = batch["input_ids"].shape
+    logps = torch.zeros(shape, device=hidden.device).index_put(index, torch.cat(logps))
+    if not entropy:
+        return logps, None
+    return logps, torch.zeros(shape, device=hidden.device).index_put(index, torch.cat(entropies))
 
 
 @torch.no_grad()
@@ -155,6 +215,29 @@ def reference_token_logps(policy, batch: dict[str, torch.Tensor], temperature: f
     """[N, T] per-token log-probs under the reference (the policy's LoRA adapter disabled)."""
     with reference_mode(policy):
         return policy_logps(policy, batch, temperature)[0]
+
+
+@torch.no_grad()
+def completion_kl(policy, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[N] sum over completion tokens of the exact KL(policy || reference) at each predicting position:
+    :func:`token_kl` on the full logits (tested), a head chunk at a time."""
+    hidden, (rows, _) = completion_hidden(policy, batch)
+    with reference_mode(policy):
+        reference_hidden, _ = completion_hidden(policy, batch)
+    head = causal_lm(policy).get_output_embeddings()
+    per_position = [hidden.new_zeros(0, dtype=torch.float32)]
+    for start in range(0, len(hidden), HEAD_CHUNK):
+        part = slice(start, start + HEAD_CHUNK)
+        with autocast(hidden.device):
+            logits, reference_logits = head(hidden[part]), head(reference_hidden[part])
+        log_p, log_q = logits.float().log_softmax(-1), reference_logits.float().log_softmax(-1)
+        per_position.append((log_p.exp() * (log_p - log_q)).sum(-1))
+    return torch.zeros(len(batch["input_ids"]), device=hidden.device).index_add(0, rows, torch.cat(per_position))
+
+
+def batch_logps(policy, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
+    """[N] summed completion log-probs of each sequence (DPO's log pi(y | x)); with gradient if enabled."""
+    return policy_logps(policy, batch, temperature)[0].sum(-1)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -188,9 +271,10 @@ def generate(model, tokenizer, prompts: list[dict], max_new_tokens: int, do_samp
     for start in range(0, len(encoded), per_batch):
         chunk = encoded[start: start + per_batch]
         input_ids, attention_mask = llm.left_pad(chunk, tokenizer.pad_token_id)
-        sequences = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device),
-                                   max_new_tokens=max_new_tokens, num_return_sequences=samples,
-                                   eos_token_id=eos_id, pad_token_id=tokenizer.pad_token_id, **options)
+        with autocast(model.device):
+            sequences = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device),
+                                       max_new_tokens=max_new_tokens, num_return_sequences=samples,
+                                       eos_token_id=eos_id, pad_token_id=tokenizer.pad_token_id, **options)
         width = input_ids.shape[1]
         for row, sequence in enumerate(sequences.tolist()):
             out_prompts.append(chunk[row // samples])

@@ -26,13 +26,14 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_number, check_same_shape
+from pa5.device import grad_scaler
 from pa5.optim import optimizer_step
 from task2.config import PPOConfig
 from task2.data import batch_indices
 from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
 from task2.reward_model import Scorer, last_token_index, token_scores
-from task2.rollout import sample_rollout
-from task2.training import make_optimizer, trainable_parameters
+from task2.rollout import Gold, sample_rollout
+from task2.training import gradient_checkpointing, make_optimizer, model_device, trainable_parameters
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
@@ -145,16 +146,18 @@ def token_values(value_model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer: Scorer, config: PPOConfig, seed: int = 0,
-              callback=None) -> list[dict]:
+              callback=None, gold: Gold | None = None) -> list[dict]:
     """PPO on ``prompts`` ({"system", "question"}); ``scorer(prompt ids, completion ids) -> [N]`` rewards.
 
     One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, and kl
     (sequence-summed k1 to the reference at the sampling temperature), then the optimisation's
     policy_loss, value_loss, clip_fraction, value_clip_fraction, entropy (mean per token) and
     grad_norm, averaged over the step's minibatch updates. ``callback(step, record)`` may add entries.
+    ``gold`` scores the rollouts' text, logged and never optimised (default: the programmatic judge).
     """
     parameters = trainable_parameters(policy, value_model)
     optimizer = make_optimizer(parameters, config.lr)
+    scaler = grad_scaler(model_device(policy))
     generator = torch.Generator().manual_seed(seed)
     history = []
     schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, seed)
@@ -162,7 +165,7 @@ def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer: Score
         # 1. rollout: sample, score, and everything the update compares against, frozen
         policy.eval(), value_model.eval()
         rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, 1, config,
-                                 seed=seed * 100_003 + step)
+                                 seed=seed * 100_003 + step, gold=gold)
         batch, mask = rollout.batch, rollout.batch["loss_mask"].float()
         with torch.no_grad():
             old_logps = policy_logps(policy, batch, config.temperature)[0]
@@ -177,22 +180,23 @@ def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer: Score
         policy.train(), value_model.train()
         logs = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "value_clip_fraction": [], "entropy": [],
                 "grad_norm": []}
-        for _ in range(config.epochs):
-            for part in torch.randperm(len(indices), generator=generator).split(config.minibatch_size):
-                minibatch = {k: v[part] for k, v in batch.items()}
-                logps, entropy = policy_logps(policy, minibatch, config.temperature, entropy=True)
-                values = token_values(value_model, minibatch)
-                pg_loss, clip_fraction = policy_loss(logps, old_logps[part], advantages[part], mask[part],
-                                                     config.clip_range)
-                vf_loss, value_clip_fraction = value_loss(values, old_values[part], returns[part], mask[part],
-                                                          config.clip_range_value)
-                grad_norm = optimizer_step(pg_loss + config.vf_coef * vf_loss, parameters, optimizer,
-                                           config.max_grad_norm)
-                for key, value in (("policy_loss", pg_loss), ("value_loss", vf_loss), ("clip_fraction", clip_fraction),
-                                   ("value_clip_fraction", value_clip_fraction),
-                                   ("entropy", masked_mean(entropy, mask[part]))):
-                    logs[key].append(value.item())
-                logs["grad_norm"].append(grad_norm)
+        with gradient_checkpointing(policy, value_model, enabled=config.gradient_checkpointing):
+            for _ in range(config.epochs):
+                for part in torch.randperm(len(indices), generator=generator).split(config.minibatch_size):
+                    minibatch = {k: v[part] for k, v in batch.items()}
+                    logps, entropy = policy_logps(policy, minibatch, config.temperature, entropy=True)
+                    values = token_values(value_model, minibatch)
+                    pg_loss, clip_fraction = policy_loss(logps, old_logps[part], advantages[part], mask[part],
+                                                         config.clip_range)
+                    vf_loss, value_clip_fraction = value_loss(values, old_values[part], returns[part], mask[part],
+                                                              config.clip_range_value)
+                    grad_norm = optimizer_step(pg_loss + config.vf_coef * vf_loss, parameters, optimizer,
+                                               config.max_grad_norm, scaler)
+                    for key, value in (("policy_loss", pg_loss), ("value_loss", vf_loss), ("clip_fraction", clip_fraction),
+                                       ("value_clip_fraction", value_clip_fraction),
+                                       ("entropy", masked_mean(entropy, mask[part]))):
+                        logs[key].append(value.item())
+                    logs["grad_norm"].append(grad_norm)
         policy.eval(), value_model.eval()
         record = {"step": step + 1, **rollout.stats(), "kl": kl.sum(-1).mean().item(),
                   **{k: sum(v) / len(v) for k, v in logs.items()}}

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from pa5.checks import check_same_shape
+from pa5.device import autocast
 from task2.config import LoRAConfig, RewardModelConfig
 from task2.data import EncodedPairs, batch_indices, collate_pairs, pad_completions, to_device
 from task2.training import optimize, peft_lora_config
@@ -54,8 +55,9 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-def load_reward_model(ref: str, pad_token_id: int, lora: LoRAConfig = LoRAConfig(), seed: int = 0):
-    """The base checkpoint as a 1-output sequence classifier with LoRA (q, v) and a trainable head.
+def load_reward_model(ref: str, pad_token_id: int, lora: LoRAConfig = LoRAConfig(), seed: int = 0, device="cpu"):
+    """The base checkpoint (float32) as a 1-output sequence classifier with LoRA (q, v) and a trainable
+    head, on ``device``.
 
     The head is new (seeded init); its id for padding is only used by transformers' own pooling.
     """
@@ -63,11 +65,12 @@ def load_reward_model(ref: str, pad_token_id: int, lora: LoRAConfig = LoRAConfig
     from transformers import AutoModelForSequenceClassification
 
     from pa5 import hub
+    from pa5.device import place
 
     torch.manual_seed(seed)
-    model = hub.from_pretrained(AutoModelForSequenceClassification, ref, num_labels=1)
+    model = hub.load_model(AutoModelForSequenceClassification, ref, device, num_labels=1)
     model.config.pad_token_id = pad_token_id
-    return get_peft_model(model, peft_lora_config("SEQ_CLS", lora))
+    return place(get_peft_model(model, peft_lora_config("SEQ_CLS", lora)), device)
 
 
 def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -80,9 +83,10 @@ def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     ### BEGIN SOLUTION
     classifier = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone = getattr(classifier, classifier.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      use_cache=False).last_hidden_state  # [N, T, H]
-    return classifier.score(hidden).squeeze(-1).float()
+    with autocast(input_ids.device):
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False).last_hidden_state  # [N, T, H]
+        return classifier.score(hidden).squeeze(-1).float()
     ### END SOLUTION
 
 
@@ -112,7 +116,7 @@ def train_reward_model(model, pairs: EncodedPairs, pad_id: int, config: RewardMo
 
 
 @torch.no_grad()
-def evaluate_reward_model(model, pairs: EncodedPairs, pad_id: int, batch_size: int = 64) -> dict:
+def evaluate_reward_model(model, pairs: EncodedPairs, pad_id: int, batch_size: int = 16) -> dict:
     """Test accuracy (strict r_c > r_r), mean margin and the per-pair rewards (for plots)."""
     model.eval()
     chosen, rejected = [], []
@@ -144,7 +148,7 @@ class RewardScorer:
     one that was cut off - which is therefore scored as not ended.
     """
 
-    def __init__(self, model, pad_token_id: int, batch_size: int = 64):
+    def __init__(self, model, pad_token_id: int, batch_size: int = 32):
         self.model, self.pad_token_id, self.batch_size = model, pad_token_id, batch_size
 
     @torch.no_grad()

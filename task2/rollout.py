@@ -14,6 +14,7 @@ Shapes: N = prompts x samples sequences, T tokens.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,10 @@ from task2.config import RLConfig
 from task2.data import end_of_turn_id, pad_completions, to_device
 from task2.policy import generate
 from task2.reward_model import Scorer
+
+# gold(questions [N], responses [N]) -> [N] scores, NaN where it cannot judge: the programmatic judge (tiny)
+# or a reward model on text pairs (pa5.judge.RewardModelJudge, full) - never optimised
+Gold = Callable[[list[str], list[str]], list[float]]
 
 
 @dataclass
@@ -36,7 +41,7 @@ class Rollout:
     ended: torch.Tensor  # [N] bool: the completion emitted <|im_end|>
     rm_reward: torch.Tensor  # [N] the reward model's score, as it is
     score: torch.Tensor  # [N] what is optimised: rm_reward - missing_eos_penalty * (not ended)
-    gold: list[float]  # [N] the gold judge (nan outside its families)
+    gold: list[float]  # [N] the gold scorer's verdicts (nan where it cannot judge)
 
     def stats(self) -> dict[str, float]:
         """Batch means logged at every RL step."""
@@ -48,9 +53,15 @@ class Rollout:
                 "words": sum(len(r.split()) for r in self.responses) / len(self.responses)}
 
 
+def judge_gold(questions: list[str], responses: list[str]) -> list[float]:
+    """The programmatic judge as a :data:`Gold`: success 1 / 0, NaN outside its families."""
+    return [gold_score(q, r)[0] for q, r in zip(questions, responses)]
+
+
 def sample_rollout(policy, tokenizer, prompts: list[dict], scorer: Scorer, samples: int, config: RLConfig,
-                   seed: int) -> Rollout:
-    """Sample ``samples`` completions per prompt at ``config.temperature`` and score them."""
+                   seed: int, gold: Gold | None = None) -> Rollout:
+    """Sample ``samples`` completions per prompt at ``config.temperature`` and score them: by ``scorer``
+    (the proxy that is optimised) and by ``gold`` (logged; default :func:`judge_gold`)."""
     prompt_tokens, completions = generate(policy, tokenizer, prompts, config.max_new_tokens, do_sample=True,
                                           samples=samples, seed=seed, temperature=config.temperature)
     eos_id = end_of_turn_id(tokenizer)
@@ -60,5 +71,5 @@ def sample_rollout(policy, tokenizer, prompts: list[dict], scorer: Scorer, sampl
     batch = to_device(pad_completions(prompt_tokens, completions, tokenizer.pad_token_id), policy.device)
     rm_reward = scorer(prompt_tokens, completions).float().cpu()
     score = rm_reward - config.missing_eos_penalty * (~ended).float()
-    gold = [gold_score(p["question"], r)[0] for p, r in zip(repeated, responses)]
-    return Rollout(repeated, completions, batch, responses, ended, rm_reward, score, gold)
+    gold_scores = (gold or judge_gold)([p["question"] for p in repeated], responses)
+    return Rollout(repeated, completions, batch, responses, ended, rm_reward, score, list(gold_scores))

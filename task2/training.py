@@ -3,12 +3,14 @@ reward model and DPO. (PPO and GRPO run their own loops - rollout, then updates 
 steps through ``pa5.optim.optimizer_step``.)"""
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 
 import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_number
+from pa5.device import grad_scaler
 from pa5.optim import optimizer_step
 from task2.config import LoRAConfig, OptimConfig
 
@@ -36,6 +38,25 @@ def trainable_parameters(*models) -> list[torch.nn.Parameter]:
     return [p for model in models for p in model.parameters() if p.requires_grad]
 
 
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@contextlib.contextmanager
+def gradient_checkpointing(*models, enabled: bool = True):
+    """Within: every transformer layer of ``models`` keeps only its input for the backward pass and
+    recomputes the rest (one more forward, a fraction of the activation memory). Off afterwards."""
+    inner = [m.get_base_model() if hasattr(m, "get_base_model") else m for m in models] if enabled else []
+    for model in inner:  # transformers 5 renames gradient_* to activation_checkpointing_*
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        for model in inner:
+            (getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable)()
+
+
 def make_optimizer(parameters: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
     """AdamW, no weight decay (TRL's defaults: betas 0.9/0.999, eps 1e-8)."""
     check_number("lr", lr, 0, low_open=True)
@@ -45,7 +66,8 @@ def make_optimizer(parameters: list[torch.nn.Parameter], lr: float) -> torch.opt
 def optimize(model, batches: Iterable, loss_fn: Callable[[int, object], tuple[torch.Tensor, dict]],
              config: OptimConfig, desc: str = "training",
              callback: Callable[[int, dict], dict | None] | None = None) -> list[dict]:
-    """One optimizer step per batch at ``config.lr``, gradients clipped at ``config.max_grad_norm``;
+    """One optimizer step per batch at ``config.lr``, gradients clipped at ``config.max_grad_norm``
+    (fp16: through a GradScaler; ``config.gradient_checkpointing``: with activation checkpointing);
     returns one log record per step.
 
     ``loss_fn(step, batch) -> (loss, stats)`` (step counts from 0); ``stats`` (floats) are logged with
@@ -54,11 +76,13 @@ def optimize(model, batches: Iterable, loss_fn: Callable[[int, object], tuple[to
     """
     parameters = trainable_parameters(model)
     optimizer = make_optimizer(parameters, config.lr)
+    scaler = grad_scaler(model_device(model))
     history = []
     model.train()
     for step, batch in enumerate(bar := tqdm(list(batches), desc=desc, unit="step")):
-        loss, stats = loss_fn(step, batch)
-        grad_norm = optimizer_step(loss, parameters, optimizer, config.max_grad_norm)
+        with gradient_checkpointing(model, enabled=config.gradient_checkpointing):
+            loss, stats = loss_fn(step, batch)
+            grad_norm = optimizer_step(loss, parameters, optimizer, config.max_grad_norm, scaler)
         record = {"step": step + 1, "loss": loss.item(), "grad_norm": grad_norm, **stats}
         if callback is not None:
             model.eval()

@@ -89,8 +89,8 @@ def atom_matching(names: list[str], usae, independent: dict, usae_codes: list[to
     torch.manual_seed(seed)
     matching = {}
     for name, z_usae, z_independent in zip(names, usae_codes, independent_codes):
-        atoms_usae = usae.dictionary(name).detach()[live_concepts(z_usae)]
-        atoms_independent = independent[name].get_dictionary().detach()[live_concepts(z_independent)]
+        atoms_usae = usae.dictionary(name).detach().cpu()[live_concepts(z_usae)]
+        atoms_independent = independent[name].get_dictionary().detach().cpu()[live_concepts(z_independent)]
         matching[name] = {"usae_vs_independent": hungarian_match(atoms_usae, atoms_independent)["matched"],
                           "random_baseline": hungarian_match(torch.randn_like(atoms_usae), atoms_independent)["matched"],
                           "live_atoms": (len(atoms_usae), len(atoms_independent))}
@@ -100,7 +100,7 @@ def atom_matching(names: list[str], usae, independent: dict, usae_codes: list[to
 def energy_and_cofiring(names: list[str], usae, codes: list[torch.Tensor]) -> dict:
     """Per concept: energy (Eq. 9, summed over models) and co-fire proportion (mean over models), and
     their Spearman correlation over live concepts."""
-    energy = sum(concept_energy(z, usae.dictionary(name).detach()) for name, z in zip(names, codes))
+    energy = sum(concept_energy(z, usae.dictionary(name).detach().cpu()) for name, z in zip(names, codes))
     cofire = cofire_proportion(codes).nanmean(0)
     live = live_concepts(codes)
     valid = live & ~cofire.isnan()

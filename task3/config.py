@@ -5,7 +5,7 @@ data, where the networks start (ImageNet weights or random init) and sizes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pa5.assets import CIFAR100, IMAGENET_WEIGHTS
 from pa5.checks import check_choice, check_int, check_number
@@ -125,3 +125,10 @@ PROFILES = {
         maximisation=MaximisationConfig(steps=48),
     ),
 }
+
+
+def rehearse(config: Task3Config) -> Task3Config:
+    """``PA5_REHEARSAL=1``: the full profile with only epoch, step and image counts cut (``make rehearse``);
+    image size, batch sizes, dictionary size and precision stay."""
+    return replace(config, n_train_images=256, n_test_images=128, finetune=replace(config.finetune, epochs=1, images=128),
+                   sae=replace(config.sae, epochs=1), maximisation=replace(config.maximisation, steps=2))

@@ -17,6 +17,10 @@ Shapes: N images, D features.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import torch
@@ -24,6 +28,7 @@ from tqdm.auto import tqdm
 
 from pa5.assets import IMAGENET_WEIGHTS
 from pa5.checks import check_choice
+from pa5.device import autocast, grad_scaler, place
 from pa5.optim import optimizer_step
 from task3.config import NORMALISATIONS, FinetuneConfig, Task3Config
 
@@ -52,7 +57,8 @@ def accuracy(model, loader, device) -> float:
     model.eval()
     correct = total = 0
     for images, labels in loader:
-        logits = model(images.to(device))
+        with autocast(device):
+            logits = model(images.to(device))
         correct += (logits.argmax(-1).cpu() == labels).sum().item()
         total += len(labels)
     return correct / total
@@ -70,7 +76,8 @@ def recalibrate_batchnorm(model, loader, device, max_images: int = 2000) -> None
     model.train()
     seen = 0
     for images, _ in loader:
-        model(images.to(device))
+        with autocast(device):
+            model(images.to(device))
         seen += len(images)
         if seen >= max_images:
             break
@@ -80,22 +87,23 @@ def recalibrate_batchnorm(model, loader, device, max_images: int = 2000) -> None
 
 
 def finetune(model, train_loader, test_loader, config: FinetuneConfig, device) -> list[dict]:
-    """Adam, cross-entropy, no gradient clipping; AMP (bf16) and channels_last on CUDA; BatchNorm
+    """Adam, cross-entropy, no gradient clipping; forward passes under the precision policy
+    (``pa5.device``: bf16, or fp16 with a GradScaler, on CUDA) and channels_last on CUDA; BatchNorm
     recalibrated and test accuracy measured after every epoch."""
-    model.to(device)
-    cuda = torch.device(device).type == "cuda"
-    if cuda:
+    model = place(model, device)
+    if torch.device(device).type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scaler = grad_scaler(device)
     history = []
     for epoch in range(config.epochs):
         model.train()
         losses, grad_norms = [], []
         for images, labels in (bar := tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")):
             images, labels = images.to(device), labels.to(device)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
-                loss = torch.nn.functional.cross_entropy(model(images), labels)
-            grad_norms.append(optimizer_step(loss, model.parameters(), optimizer, max_norm=None))
+            with autocast(device):
+                loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
+            grad_norms.append(optimizer_step(loss, model.parameters(), optimizer, max_norm=None, scaler=scaler))
             losses.append(loss.item())
             bar.set_postfix(loss=f"{loss.item():.3f}")
         recalibrate_batchnorm(model, train_loader, device)
@@ -105,16 +113,46 @@ def finetune(model, train_loader, test_loader, config: FinetuneConfig, device) -
     return history
 
 
-def save_checkpoint(model, path: Path) -> None:
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, key: str) -> None:
+    """safetensors file at ``path`` with ``key`` in its metadata, written atomically (a temporary file,
+    then a rename): an interrupted run never leaves a half-written file under the real name."""
     from safetensors.torch import save_file
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(partial), metadata={"key": key})
+    os.replace(partial, path)
 
 
-def load_checkpoint(model, path: Path):
-    from safetensors.torch import load_file
-    model.load_state_dict(load_file(str(path)))
-    return model.eval()
+def load_tensors(path: Path, key: str) -> dict[str, torch.Tensor] | None:
+    """The tensors saved at ``path`` under ``key``; None when there is no such file, it is not a readable
+    safetensors file (it is then deleted, to be rebuilt) or it was made from other inputs."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as stored:
+            if (stored.metadata() or {}).get("key") != key:
+                return None
+            return {name: stored.get_tensor(name) for name in stored.keys()}
+    except Exception:  # truncated or corrupt: safetensors raises its own error types
+        path.unlink()
+        return None
+
+
+def cache_key(config: Task3Config, name: str, part: str, seed: int) -> str:
+    """A short hash of everything that produced a cached file: ``part`` "checkpoint" (the network, its
+    starting weights, the data, image size, fine-tune settings, seed) or "features" (the same plus
+    which images are read). The feature normalisation is applied after loading, so it is not in it."""
+    fields = {"model": name, "weights": IMAGENET_WEIGHTS[name] if config.pretrained else "random-init",
+              "dataset": config.dataset, "image_size": config.image_size, "finetune": dataclasses.asdict(config.finetune),
+              "seed": seed, "format": 1}
+    if part == "features":
+        fields |= {"n_train_images": config.n_train_images, "n_test_images": config.n_test_images}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @torch.no_grad()
@@ -127,7 +165,8 @@ def extract_features(model, name: str, loader, device) -> torch.Tensor:
     model.eval()
     try:
         for images, _ in tqdm(loader, desc=f"features {name}", unit="batch"):
-            model(images.to(device))
+            with autocast(device):
+                model(images.to(device))
     finally:
         hook.remove()
     features = torch.cat(captured)
@@ -159,12 +198,14 @@ class Standardizer:
         return torch.nn.functional.normalize(x, dim=1) if self.mode == "l2_center" else x
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (self._unit(x) - self.mean) / self.std
+        mean = self.mean.to(x.device) if torch.is_tensor(self.mean) else self.mean
+        return (self._unit(x) - mean) / self.std
 
 
 def prepare_features(config: Task3Config, name: str, folder: Path, device, seed: int = 0) -> dict:
     """Fine-tune ``name`` (or load its checkpoint from ``folder``) and extract its features of the
-    profile's train / test images (or load them from ``folder``), normalised by
+    profile's train / test images (or load them from ``folder``) - cached under names that carry a
+    hash of their inputs (:func:`cache_key`), so another profile or setting never reuses them - normalised by
     ``config.feature_normalisation`` (see :class:`Standardizer`).
 
     Returns {"train": [N, D], "test": [N', D] normalised features, "raw_train", "raw_test" (as
@@ -174,29 +215,31 @@ def prepare_features(config: Task3Config, name: str, folder: Path, device, seed:
     from task3 import data
 
     folder = Path(folder)
-    checkpoint, cache = folder / f"{name}.safetensors", folder / f"{name}_features.safetensors"
+    checkpoint_key, features_key = cache_key(config, name, "checkpoint", seed), cache_key(config, name, "features", seed)
+    checkpoint = folder / f"{name}-{checkpoint_key}.safetensors"
+    cache = folder / f"{name}-{features_key}_features.safetensors"
     train_set, test_set = data.load_split(config, True), data.load_split(config, False)
     test_loader = data.loader(data.first(test_set, config.n_test_images), 256, shuffle=False)
     torch.manual_seed(seed)
-    model = build_model(name, pretrained=config.pretrained).to(device)
+    model = place(build_model(name, pretrained=config.pretrained), device)
     history = []
-    if checkpoint.exists():
-        load_checkpoint(model, checkpoint)
+    weights = load_tensors(checkpoint, checkpoint_key)
+    if weights is not None:
+        model.load_state_dict(weights)
+        model.eval()
     else:
         tune_loader = data.loader(data.first(train_set, config.finetune.images), config.finetune.batch_size, True, seed)
         history = finetune(model, tune_loader, test_loader, config.finetune, device)
-        save_checkpoint(model, checkpoint)
-    if cache.exists():
-        from safetensors.torch import load_file
-        stored = load_file(str(cache))
+        save_tensors(model.state_dict(), checkpoint, checkpoint_key)
+    stored = load_tensors(cache, features_key)
+    if stored is not None:
         train, test, test_accuracy = stored["train"], stored["test"], stored["accuracy"].item()
     else:
         train = extract_features(model, name, data.loader(data.first(train_set, config.n_train_images), 256, False),
                                  device)
         test = extract_features(model, name, test_loader, device)
         test_accuracy = accuracy(model, test_loader, device)
-        from safetensors.torch import save_file
-        save_file({"train": train, "test": test, "accuracy": torch.tensor(test_accuracy)}, str(cache))
+        save_tensors({"train": train, "test": test, "accuracy": torch.tensor(test_accuracy)}, cache, features_key)
     standardize = Standardizer(train, config.feature_normalisation)
     return {"train": standardize(train), "test": standardize(test), "accuracy": test_accuracy,
             "history": history, "model": model, "normaliser": standardize, "raw_train": train, "raw_test": test}

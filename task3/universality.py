@@ -142,8 +142,8 @@ def hungarian_match(dictionary_a: torch.Tensor, dictionary_b: torch.Tensor, thre
     if dictionary_a.dim() != 2 or dictionary_a.shape[1] != dictionary_b.shape[1]:
         raise ValueError(f"dictionaries must be [C, D] with the same D, got {tuple(dictionary_a.shape)}, "
                          f"{tuple(dictionary_b.shape)}")
-    a = torch.nn.functional.normalize(dictionary_a.double(), dim=1)
-    b = torch.nn.functional.normalize(dictionary_b.double(), dim=1)
+    a = torch.nn.functional.normalize(dictionary_a.detach().cpu().double(), dim=1)  # scipy reads CPU memory
+    b = torch.nn.functional.normalize(dictionary_b.detach().cpu().double(), dim=1)
     cosine = (a @ b.T).numpy()
     rows, columns = linear_sum_assignment(-cosine)
     matched = cosine[rows, columns]

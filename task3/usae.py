@@ -23,16 +23,21 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_int
+from pa5.device import place
 from pa5.optim import optimizer_step
 from task3.config import SAEConfig
 from task3.universality import dead_fraction, r2_global_mean, r2_variance_weighted
 
 
 def make_sae(input_dim: int, nb_concepts: int, top_k: int, device="cpu"):
-    """overcomplete's TopKSAE with the official code's encoder (Linear -> BatchNorm -> ReLU)."""
+    """overcomplete's TopKSAE with the official code's encoder (Linear -> BatchNorm -> ReLU), on
+    ``device``. SAEs train in float32 whatever the precision policy: they are small, and TopK on
+    half-precision codes would tie."""
     from overcomplete.sae import TopKSAE
 
-    return TopKSAE(input_dim, nb_concepts, top_k=top_k, encoder_module="mlp_bn_1", device=str(device))
+    from pa5.device import place
+
+    return place(TopKSAE(input_dim, nb_concepts, top_k=top_k, encoder_module="mlp_bn_1", device=str(device)), device)
 
 
 class UniversalSAE(torch.nn.Module):
@@ -46,6 +51,7 @@ class UniversalSAE(torch.nn.Module):
         self.nb_concepts, self.top_k = nb_concepts, top_k
         self.saes = torch.nn.ModuleDict({name: make_sae(dim, nb_concepts, top_k, device)
                                          for name, dim in input_dims.items()})
+        place(self, device)
 
     @property
     def names(self) -> list[str]:
@@ -107,11 +113,17 @@ def usae_step(usae: UniversalSAE, optimizer: torch.optim.Optimizer, batch: dict[
     ### END SOLUTION
 
 
+def sae_device(sae) -> torch.device:
+    return next(sae.parameters()).device
+
+
 @torch.no_grad()
 def all_codes(sae, features: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """[N, C] codes of ``features`` [N, D] under one model's SAE (``usae.sae(name)`` or a TopKSAE), in eval mode."""
+    """[N, C] codes of ``features`` [N, D] under one model's SAE (``usae.sae(name)`` or a TopKSAE), in
+    eval mode, computed on the SAE's device and returned on the CPU (for the analysis)."""
     sae.eval()
-    return torch.cat([sae.encode(part)[1] for part in features.split(batch_size)])
+    device = sae_device(sae)
+    return torch.cat([sae.encode(part.to(device))[1].cpu() for part in features.split(batch_size)])
 
 
 @torch.no_grad()
@@ -124,7 +136,7 @@ def cross_r2(saes, features: dict[str, torch.Tensor]) -> dict[str, dict[str, flo
     for source in features:
         codes = all_codes(saes[source], features[source])
         for target in features:
-            x_hat = saes[target].decode(codes)
+            x_hat = torch.cat([saes[target].decode(part.to(sae_device(saes[target]))).cpu() for part in codes.split(4096)])
             out[f"{source}->{target}"] = {"global_mean": r2_global_mean(features[target], x_hat),
                                           "variance_weighted": r2_variance_weighted(features[target], x_hat)}
     return out
@@ -145,6 +157,7 @@ def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], config: SA
     if len(n) != 1:
         raise ValueError(f"features must hold the same images for every model, got N = { {k: len(v) for k, v in features.items()} }")
     n = n.pop()
+    device = sae_device(usae)
     optimizer = torch.optim.AdamW(usae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     paper = config.schedule == "paper"
     picker, generator = random.Random(seed), torch.Generator().manual_seed(seed)
@@ -156,7 +169,7 @@ def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], config: SA
         for indices in torch.randperm(n, generator=generator).split(config.batch_size):
             if len(indices) < 2:  # BatchNorm needs two rows
                 continue
-            batch = {k: v[indices] for k, v in features.items()}
+            batch = {k: v[indices].to(device) for k, v in features.items()}
             sources = [picker.choice(usae.names)] if paper else usae.names
             loss, grad_norm = usae_step(usae, optimizer, batch, sources, 1.0 if paper else config.cross_weight,
                                         config.max_grad_norm)
@@ -173,21 +186,21 @@ def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], config: SA
     return history
 
 
-def train_independent(features: dict[str, torch.Tensor], config: SAEConfig, seed: int = 0) -> dict:
+def train_independent(features: dict[str, torch.Tensor], config: SAEConfig, seed: int = 0, device="cpu") -> dict:
     """The baseline: one TopKSAE per model, same sizes, epochs and optimiser, trained alone with
     overcomplete's ``train_sae`` (MSE; its own loop clips each step's gradient at
-    ``config.max_grad_norm``). Returns {model name: trained TopKSAE} in eval mode."""
+    ``config.max_grad_norm``) on ``device``. Returns {model name: trained TopKSAE} in eval mode."""
     from overcomplete.sae import train_sae
     from torch.utils.data import DataLoader, TensorDataset
 
     saes = {}
     for name, x in features.items():
         torch.manual_seed(seed)
-        sae = make_sae(x.shape[1], config.nb_concepts, config.top_k)
+        sae = make_sae(x.shape[1], config.nb_concepts, config.top_k, device)
         loader = DataLoader(TensorDataset(x), batch_size=config.batch_size, shuffle=True, drop_last=True,
                             generator=torch.Generator().manual_seed(seed))
         optimizer = torch.optim.AdamW(sae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         train_sae(sae, loader, lambda x, x_hat, *_: ((x - x_hat) ** 2).mean(), optimizer, nb_epochs=config.epochs,
-                  clip_grad=config.max_grad_norm, monitoring=0)
+                  clip_grad=config.max_grad_norm, monitoring=0, device=str(device))
         saes[name] = sae.eval()
     return saes

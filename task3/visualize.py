@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_int
+from pa5.device import place
 from pa5.optim import optimizer_step
 from task3.config import MaximisationConfig
 from task3.data import IMAGENET_MEAN, IMAGENET_STD
@@ -66,7 +67,7 @@ def concept_objective(model: torch.nn.Module, name: str, normaliser, usae, conce
 
 
 def maximise(objective: Callable, size: int, config: MaximisationConfig,
-             seed: int = 0) -> tuple[torch.Tensor, list[float]]:
+             seed: int = 0, device="cpu") -> tuple[torch.Tensor, list[float]]:
     """Ascend ``objective`` over a Fourier-parameterised image for ``config.steps`` steps; returns
     (image [3, size, size] in [0, 1], the objective of the un-jittered image at every step).
 
@@ -75,7 +76,7 @@ def maximise(objective: Callable, size: int, config: MaximisationConfig,
     excite the concept wherever it sits, not through single-pixel patterns - and takes one NAdam step
     (``pa5.optim.optimizer_step``, not clipped) on loss = -mean objective."""
     torch.manual_seed(seed)
-    image = FourierImage(size, seed=seed)
+    image = place(FourierImage(size, seed=seed), device)
     optimizer = torch.optim.NAdam(image.parameters(), lr=config.lr)
     history = []
     for _ in range(config.steps):
@@ -92,7 +93,7 @@ def maximise(objective: Callable, size: int, config: MaximisationConfig,
     with torch.no_grad():
         final = image()
         history.append(objective(final).mean().item())
-    return final[0].detach(), history
+    return final[0].detach().cpu(), history
 
 
 def coordinated_maximisation(models: dict, normalisers: dict, usae, concept: int, size: int,
@@ -103,7 +104,7 @@ def coordinated_maximisation(models: dict, normalisers: dict, usae, concept: int
         models[name].eval()
         usae.eval()
         out[name] = maximise(concept_objective(models[name], name, normalisers[name], usae, concept), size, config,
-                             seed=seed)
+                             seed=seed, device=next(models[name].parameters()).device)
     return out
 
 

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from task2.dpo import dpo_loss, sequence_logps
+from task2.dpo import dpo_loss
+from task2.policy import sequence_logps
 from task2.reward_model import bradley_terry_loss
 
 
