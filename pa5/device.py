@@ -122,8 +122,8 @@ def _describe(model: torch.nn.Module) -> str:
     return f"{type(model).__name__} ({sum(p.numel() for p in model.parameters()):,} parameters)"
 
 
-def audit(device: torch.device | str) -> dict:
-    """Every live model (a module with parameters that is no other's submodule), checked:
+def audit(device: torch.device | str, models: list[torch.nn.Module] | None = None) -> dict:
+    """Every live model (a module with parameters that is no other's submodule; or ``models``), checked:
 
     ``unplaced`` - never put on a device by :func:`place` (a loader forgot it); ``wrong_device`` -
     some parameter or buffer not on ``device``; ``not_float32`` - a trainable parameter that is not
@@ -131,7 +131,7 @@ def audit(device: torch.device | str) -> dict:
     """
     device = torch.device(device)
     unplaced, wrong, not_float32 = [], [], []
-    models = _live_models()
+    models = _live_models() if models is None else list(models)
     for model in models:
         if not hasattr(model, _PLACED):
             unplaced.append(_describe(model))

@@ -48,8 +48,10 @@ def gradient_checkpointing(*models, enabled: bool = True):
     recomputes the rest (one more forward, a fraction of the activation memory). Off afterwards."""
     inner = [m.get_base_model() if hasattr(m, "get_base_model") else m for m in models] if enabled else []
     for model in inner:  # transformers 5 renames gradient_* to activation_checkpointing_*
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     try:
         yield
     finally:

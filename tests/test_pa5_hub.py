@@ -68,3 +68,51 @@ def test_each_loader_offline_raises_the_clear_error(tmp_path):
 def test_unknown_asset_is_a_value_error():
     with pytest.raises(ValueError, match="allowed"):
         hub.asset("gpt2")
+
+
+@pytest.mark.parametrize("error", [ImportError("sentencepiece is not installed"), ValueError("cannot convert spm.model")])
+def test_a_missing_tokenizer_package_is_the_same_clear_error(error):
+    """A repo with only a sentencepiece model needs packages; their absence surfaces as ValueError /
+    ImportError inside transformers - it must become the one AssetUnavailableError naming the asset."""
+    from pa5.assets import OASST_REWARD_MODEL
+    from pa5.hub import AssetUnavailableError, from_pretrained
+
+    class Failing:
+        @staticmethod
+        def from_pretrained(ref, **kwargs):
+            raise error
+
+    with pytest.raises(AssetUnavailableError, match="reward-model-deberta") as caught:
+        from_pretrained(Failing, OASST_REWARD_MODEL)
+    assert str(error) in str(caught.value)
+
+
+def test_the_reward_model_judge_scores_text_pairs(monkeypatch):
+    """OpenAssistant's card scores tokenizer(question, answer): a text pair, not one joined string."""
+    import torch
+
+    from pa5 import hub, judge
+
+    calls = []
+
+    class Tokenizer:
+        def __call__(self, first, second=None, **kwargs):
+            calls.append((first, second))
+            ids = torch.ones(len(first), 3, dtype=torch.long)
+            return type("Batch", (dict,), {"to": lambda self, device: self})(input_ids=ids)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, input_ids):
+            return type("Out", (), {"logits": input_ids.float().sum(-1, keepdim=True) * self.weight})()
+
+    monkeypatch.setattr(hub, "from_pretrained", lambda cls, ref, **kw: Tokenizer())
+    monkeypatch.setattr(hub, "load_model", lambda cls, ref, device, **kw: Model())
+    scorer = judge.RewardModelJudge("OpenAssistant/reward-model-deberta-v3-large-v2", batch_size=2)
+    assert scorer(["q1", "q2", "q3"], ["a1", "a2", "a3"]) == [3.0, 3.0, 3.0]
+    assert calls == [(["q1", "q2"], ["a1", "a2"]), (["q3"], ["a3"])], "questions and answers go in as a pair"
+    with pytest.raises(ValueError, match="same length"):
+        scorer(["q"], [])

@@ -51,3 +51,26 @@ def test_tiny_profile_is_offline_and_full_uses_the_real_assets(task):
 def test_unknown_task_is_a_value_error():
     with pytest.raises(ValueError, match="task4"):
         task_profile("task4", "tiny")
+
+
+def test_the_rehearsal_switch_cuts_only_counts(monkeypatch):
+    """PA5_REHEARSAL=1 scales step, epoch and sample counts of the full profile down; batch sizes,
+    max_length, image size, dictionary size and the gold model stay; the tiny profile ignores it."""
+    monkeypatch.delenv("PA5_REHEARSAL", raising=False)
+    full = {task: task_profile(task, "full") for task in TASKS}
+    tiny = task_profile("task2", "tiny")
+    monkeypatch.setenv("PA5_REHEARSAL", "1")
+    rehearsal = {task: task_profile(task, "full") for task in TASKS}
+    assert task_profile("task2", "tiny") == tiny, "the tiny profile ignores the switch"
+    t2, f2 = rehearsal["task2"], full["task2"]
+    assert t2.dpo.steps < f2.dpo.steps and t2.ppo.steps < f2.ppo.steps and t2.n_train_pairs < f2.n_train_pairs
+    assert (t2.max_length, t2.dpo.batch_size, t2.ppo.prompts_per_step, t2.ppo.max_new_tokens, t2.gold_model) == \
+        (f2.max_length, f2.dpo.batch_size, f2.ppo.prompts_per_step, f2.ppo.max_new_tokens, f2.gold_model)
+    t3, f3 = rehearsal["task3"], full["task3"]
+    assert t3.finetune.epochs <= f3.finetune.epochs and t3.maximisation.steps < f3.maximisation.steps
+    assert (t3.image_size, t3.finetune.batch_size, t3.sae.nb_concepts, t3.pretrained) == \
+        (f3.image_size, f3.finetune.batch_size, f3.sae.nb_concepts, f3.pretrained)
+    assert rehearsal["task1"].max_new_tokens == full["task1"].max_new_tokens
+    monkeypatch.setenv("PA5_REHEARSAL", "yes")
+    with pytest.raises(ValueError, match="PA5_REHEARSAL"):
+        task_profile("task2", "full")

@@ -90,3 +90,20 @@ def test_evaluate_model_rows_and_summary(tokenizer, test_rows):
     assert summary["kl"] == pytest.approx(0.0, abs=1e-5) and summary["n_prompts"] == 11
     with pytest.raises(ValueError, match="kl_samples"):
         EvaluationConfig(n_prompts=8, max_new_tokens=24, kl_samples=0)
+
+
+def test_no_overoptimisation_verdict_from_missing_gold():
+    """The programmatic judge gives NaN outside its families (every real orca question): a verdict needs
+    at least two judged steps in the first and the last quarter, else it says there is too little data."""
+    import math
+
+    from task2.evaluate import overoptimisation
+
+    steps = [{"rm_reward": 0.1 * i, "gold_success": math.nan, "kl": 0.0, "length": 10.0} for i in range(12)]
+    assert overoptimisation(steps)["verdict"].startswith("too little gold data")
+    for i, h in enumerate(steps):
+        h["gold_success"] = 0.8 - 0.05 * i + 0.01 * (i % 2)
+    result = overoptimisation(steps)
+    assert result["judged_steps"] == (3, 3) and "FELL" in result["verdict"], result
+    steps[0]["gold_success"] = steps[1]["gold_success"] = math.nan
+    assert overoptimisation(steps)["verdict"].startswith("too little gold data"), "one judged step is not a trend"

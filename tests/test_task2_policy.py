@@ -58,6 +58,53 @@ def test_rollouts_are_scored_on_the_policys_own_token_ids(tokenizer):
         "a completion that did not end reaches the reward model without an end token"
 
 
+def _batch(tokenizer):
+    from task2.data import pad_completions, prompt_ids
+
+    prompts = [prompt_ids(tokenizer, "", p["question"]) for p in PROMPTS]  # prompts of different lengths
+    completions = [[5, 6, 7, 2], [8, 2], [9, 10, 11, 12, 13, 2], [14, 2]]
+    return pad_completions(prompts, completions, tokenizer.pad_token_id)
+
+
+def test_selective_logps_is_log_softmax_then_gather_on_a_grid():
+    torch.manual_seed(0)
+    for shape, temperature in (((7, 11), 1.0), ((2, 5, 13), 0.7), ((3, 4, 6), 1.9)):
+        logits = torch.randn(*shape) * 4
+        targets = torch.randint(0, shape[-1], shape[:-1])
+        expected = (logits / temperature).log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
+        torch.testing.assert_close(policy.selective_logps(logits, targets, temperature), expected, rtol=1e-6, atol=1e-6,
+                                   msg=lambda m: f"logsumexp + gather must equal log_softmax + gather\n{m}")
+    half = torch.randn(4, 9).half()
+    assert policy.selective_logps(half, torch.zeros(4, dtype=torch.long)).dtype == torch.float32, \
+        "half-precision logits (fp16 autocast) are read in float32"
+
+
+def test_chunked_head_equals_the_full_computation_values_and_gradients(tokenizer, monkeypatch):
+    """policy_logps runs the LM head only at completion positions, a chunk at a time, under activation
+    checkpointing: the numbers and the gradients must be those of the full [N, T, V] computation."""
+    batch = _batch(tokenizer)
+    model = policy.load_policy(MODEL, seed=3)
+    for name, p in model.named_parameters():  # a non-zero adapter, so policy != reference
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.05)
+    lora = [p for p in model.parameters() if p.requires_grad]
+    logits = policy.forward_logits(model, batch)
+    full = policy.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.8)
+    full_grads = torch.autograd.grad(full.sum(), lora)
+    monkeypatch.setattr(policy, "HEAD_CHUNK", 3)  # several chunks, one of them partial
+    chunked = policy.policy_logps(model, batch, 0.8)[0]
+    torch.testing.assert_close(chunked, full, rtol=1e-6, atol=1e-6)
+    for ours, reference in zip(torch.autograd.grad(chunked.sum(), lora), full_grads):
+        assert (ours - reference).norm() <= 1e-5 * reference.norm(), "the chunked path's gradient differs"
+    with torch.no_grad():
+        with policy.reference_mode(model):
+            reference_logits = policy.forward_logits(model, batch)
+        expected_kl = policy.token_kl(logits.detach(), reference_logits, batch["loss_mask"])
+    kl = policy.completion_kl(model, batch)
+    assert kl.min() > 0, "a non-zero adapter has a positive KL to its reference"
+    torch.testing.assert_close(kl, expected_kl, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.points(1)
 def test_policy_logps_skips_prompt_logits_without_changing_a_value(tokenizer):
     from task2.data import pad_completions, prompt_ids
