@@ -86,6 +86,14 @@ def recalibrate_batchnorm(model, loader, device, max_images: int = 2000) -> None
     model.eval()
 
 
+def finetune_step(model, images: torch.Tensor, labels: torch.Tensor, optimizer, scaler, device) -> tuple[float, float]:
+    """One cross-entropy step on a batch (images [B, 3, H, W], labels [B]); (loss, gradient norm)."""
+    images, labels = images.to(device), labels.to(device)
+    with autocast(device):
+        loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
+    return loss.item(), optimizer_step(loss, model.parameters(), optimizer, max_norm=None, scaler=scaler)
+
+
 def finetune(model, train_loader, test_loader, config: FinetuneConfig, device) -> list[dict]:
     """Adam, cross-entropy, no gradient clipping; forward passes under the precision policy
     (``pa5.device``: bf16, or fp16 with a GradScaler, on CUDA) and channels_last on CUDA; BatchNorm
@@ -100,12 +108,9 @@ def finetune(model, train_loader, test_loader, config: FinetuneConfig, device) -
         model.train()
         losses, grad_norms = [], []
         for images, labels in (bar := tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")):
-            images, labels = images.to(device), labels.to(device)
-            with autocast(device):
-                loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
-            grad_norms.append(optimizer_step(loss, model.parameters(), optimizer, max_norm=None, scaler=scaler))
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            loss, grad_norm = finetune_step(model, images, labels, optimizer, scaler, device)
+            losses.append(loss), grad_norms.append(grad_norm)
+            bar.set_postfix(loss=f"{loss:.3f}")
         recalibrate_batchnorm(model, train_loader, device)
         history.append({"epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
                         "grad_norm": sum(grad_norms) / len(grad_norms),
