@@ -36,12 +36,15 @@ T4_RATIO = {"dense": 10.0, "decode": 2.0}
 NOTEBOOKS = ("task1", "task2", "task3")
 
 
-def run(stage: str, environment: dict, sizes: str, steps: int, timeout: int) -> dict:
+def run(stage: str, environment: dict, sizes: str, steps: int, timeout: int, memory_only: bool = False) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, str(ROOT / "bench" / "stages.py"), stage, "--steps", str(steps),
-                                 "--sizes", sizes, "--out", out.name], env=environment, capture_output=True,
-                                text=True, timeout=timeout)
+        try:
+            result = subprocess.run([sys.executable, str(ROOT / "bench" / "stages.py"), stage, "--steps", str(steps),
+                                     "--sizes", sizes, "--out", out.name] + ["--memory-only"] * memory_only,
+                                    env=environment, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"stage": stage, "error": f"timed out after {timeout} s", "wall": time.perf_counter() - started}
         if result.returncode != 0:
             return {"stage": stage, "error": (result.stderr.strip().splitlines() or ["?"])[-1],
                     "wall": time.perf_counter() - started}
@@ -56,6 +59,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "pa5-gpu-check")
     parser.add_argument("--stages", nargs="*", help="only these (default: all)")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds per stage")
+    parser.add_argument("--memory-only", action="store_true", help="see bench/stages.py (for a CPU memory run)")
     parser.add_argument("--out", type=Path, help="write all records as JSON here")
     args = parser.parse_args(argv)
 
@@ -71,8 +76,8 @@ def main(argv=None) -> list[dict]:
     records = []
     print(f"{'stage':<36} {'s/step':>8} {'peak GiB':>9} {'precision':>9} {'full notebook here':>19} {'on a T4':>9}")
     for stage in chosen:
-        record = run(stage.name, environment, args.sizes, args.steps, timeout=300) | {"what": stage.what, "kind": stage.kind,
-                                                                                       "full_steps": stage.full_steps}
+        record = run(stage.name, environment, args.sizes, args.steps, args.timeout, args.memory_only) | {
+            "what": stage.what, "kind": stage.kind, "full_steps": stage.full_steps}
         if "error" in record:
             print(f"{stage.name:<36} skipped: {record['error']}", flush=True)
         else:

@@ -24,7 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-BASELINE_RSS = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB, after importing torch
+def _rss_kib(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of this process in KiB. Not getrusage's ru_maxrss: Linux carries that
+    over from the parent across exec, so a child of a large parent would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # elsewhere: the best there is
+
+
+BASELINE_RSS = _rss_kib("VmRSS")  # after importing torch
 
 # worst-case shapes: the full profile's (read from its configuration) or, for testing this script on a
 # CPU, tiny ones
@@ -121,7 +133,7 @@ def _prompts(sizes: dict, n: int) -> list[dict]:
 
 
 def run_stage(name: str, sizes: dict, steps: int, device: torch.device) -> None:
-    """Set ``name`` up, run one warm-up step, then ``steps`` timed steps; prints and returns its record."""
+    """Set ``name`` up, run one warm-up step (CUDA), then ``steps`` timed steps; returns its record."""
     from transformers import AutoTokenizer
 
     from pa5 import hub, task_profile
@@ -133,8 +145,8 @@ def run_stage(name: str, sizes: dict, steps: int, device: torch.device) -> None:
         tokenizer = hub.from_pretrained(AutoTokenizer, SMOLLM2)
         pad = tokenizer.pad_token_id
     step = _STAGES[name](config, sizes, device, locals().get("tokenizer"), locals().get("pad"))
-    step(1)  # warm-up: kernels chosen, caches built
-    if device.type == "cuda":
+    if device.type == "cuda":  # warm-up: kernels chosen, caches built (a CPU run measures memory; no need)
+        step(1)
         torch.cuda.synchronize()
     started = time.perf_counter()
     step(steps)
@@ -142,7 +154,7 @@ def run_stage(name: str, sizes: dict, steps: int, device: torch.device) -> None:
         torch.cuda.synchronize()
         peak, kind = torch.cuda.max_memory_allocated(device) / 2**30, "torch.cuda.max_memory_allocated"
     else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - BASELINE_RSS) / 2**20
+        peak = (_rss_kib("VmHWM") - BASELINE_RSS) / 2**20
         kind = "peak RSS minus RSS after importing torch"
     from pa5.device import precision
 
@@ -223,8 +235,9 @@ def _ppo_step(config, sizes, device, tokenizer, pad):
 
     policy, reward_model, scorer, prompts = _rl(config, sizes, device, tokenizer)
     critic = load_value_model(reward_model)
+    # --memory-only: one epoch of minibatch updates; the peak is the same (every minibatch has one shape)
     ppo = replace(config.ppo, prompts_per_step=sizes["rollouts"], minibatch_size=min(config.ppo.minibatch_size, sizes["rollouts"]),
-                  max_new_tokens=sizes["new_tokens"])
+                  max_new_tokens=sizes["new_tokens"], epochs=1 if sizes.get("memory_only") else config.ppo.epochs)
     return lambda n: train_ppo(policy, critic, tokenizer, prompts, scorer, replace(ppo, steps=n))
 
 
@@ -315,12 +328,15 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--sizes", choices=("full", "tiny"), default="full")
     parser.add_argument("--out", type=Path, help="write the record as JSON here")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="cut work that does not change the peak (PPO: one epoch of updates); s/step is then not the notebook's")
     args = parser.parse_args(argv)
     from pa5.device import resolve_device
     from pa5.runtime import seed_everything
 
     seed_everything(0)
-    record = run_stage(args.stage, full_sizes() if args.sizes == "full" else TINY, args.steps, resolve_device("full"))
+    sizes = {**(full_sizes() if args.sizes == "full" else TINY), "memory_only": args.memory_only}
+    record = run_stage(args.stage, sizes, args.steps, resolve_device("full")) | {"memory_only": args.memory_only}
     print(json.dumps(record))
     if args.out:
         args.out.write_text(json.dumps(record))

@@ -76,7 +76,8 @@ def _decode(sequences: int, max_new_tokens: int, batch: int = 64) -> int:
 def task1_stages(c) -> list[Stage]:
     settings = 2 + 2 * len(c.study.temperatures) + 1  # greedy, beam, top-k and top-p per temperature, parity
     sequences = c.n_prompts * c.samples_per_prompt
-    return [Stage("demos and generate parity (8 prompts, 24 settings x 24 tokens)", decode_steps=24 * 24 + 6 * c.max_new_tokens),
+    return [Stage("demos (6 generations) and generate parity (11 settings x ours + generate, 24 tokens)",
+                  decode_steps=11 * 2 * 24 + 6 * c.max_new_tokens),
             Stage(f"study: {settings} settings x {sequences} samples", decode_steps=settings * _decode(sequences, c.max_new_tokens, c.batch_size)),
             Stage("quality scores (OpenAssistant RM)", flops=settings * sequences * 120 * DEBERTA_FORWARD)]
 

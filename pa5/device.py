@@ -152,3 +152,18 @@ def check_audit(device: torch.device | str) -> dict:
         raise RuntimeError(f"device audit failed on {result['device']}: {problems}. Build models through the task "
                            f"loaders (they call pa5.device.place) and keep trainable parameters float32.")
     return result
+
+
+@contextlib.contextmanager
+def memory_stage(stage: str, setting: str, need_gib: float | None = None):
+    """Within: CUDA running out of memory becomes a MemoryError that names ``stage``, its estimated need
+    at the full profile's sizes (``need_gib``, from the task README's memory table) and the ``setting``
+    to lower. Nothing is written to ``runs/`` before a notebook's last cell, so nothing half-written
+    stays behind."""
+    try:
+        yield
+    except torch.OutOfMemoryError as e:
+        total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / 2**30
+        need = f"about {need_gib:.1f} GiB at the full profile's sizes" if need_gib else "more than is free"
+        raise MemoryError(f"{stage} ran out of GPU memory (this GPU: {total:.1f} GiB; the stage needs {need}). "
+                          f"Lower {setting} and rerun the cell.") from e

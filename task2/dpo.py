@@ -96,7 +96,7 @@ def train_dpo(model, pairs: EncodedPairs, pad_id: int, config: DPOConfig, seed: 
         return loss, stats
 
     return optimize(model, batch_indices(len(pairs), config.batch_size, config.steps, seed), loss_fn, config,
-                    desc="DPO", callback=callback)
+                    desc="DPO", callback=callback, setting="config.dpo.batch_size (or config.max_length)")
 
 
 def evaluate_dpo(model, pairs: EncodedPairs, pad_id: int, beta: float, batch_size: int = 16) -> dict:

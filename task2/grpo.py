@@ -25,14 +25,15 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_choice, check_int, check_number, check_same_shape
-from pa5.device import grad_scaler
+from pa5.device import grad_scaler, memory_stage
 from pa5.optim import optimizer_step
 from task2.config import GRPO_LOSS_TYPES, GRPO_SCALES, GRPOConfig
 from task2.data import batch_indices
 from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
 from task2.reward_model import Scorer
 from task2.rollout import Gold, sample_rollout
-from task2.training import gradient_checkpointing, make_optimizer, model_device, trainable_parameters
+from task2.training import (FULL_PROFILE_PEAK_GIB, gradient_checkpointing, make_optimizer, model_device,
+                            trainable_parameters)
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
@@ -148,7 +149,8 @@ def train_grpo(policy, tokenizer, prompts: list[dict], scorer: Scorer, config: G
             ref_logps = reference_token_logps(policy, batch, config.temperature) if config.beta or log_kl else None
             old_logps = policy_logps(policy, batch, config.temperature)[0] if config.iterations > 1 else None
         policy.train()
-        with gradient_checkpointing(policy, enabled=config.gradient_checkpointing):
+        with gradient_checkpointing(policy, enabled=config.gradient_checkpointing), memory_stage(
+                "GRPO", "config.grpo.prompts_per_step (or max_new_tokens)", FULL_PROFILE_PEAK_GIB["GRPO"]):
             for iteration in range(config.iterations):
                 logps, entropy = policy_logps(policy, batch, config.temperature, entropy=True)
                 if iteration == 0 and log_kl:

@@ -26,14 +26,15 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_number, check_same_shape
-from pa5.device import grad_scaler
+from pa5.device import grad_scaler, memory_stage
 from pa5.optim import optimizer_step
 from task2.config import PPOConfig
 from task2.data import batch_indices
 from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
 from task2.reward_model import Scorer, last_token_index, token_scores
 from task2.rollout import Gold, sample_rollout
-from task2.training import gradient_checkpointing, make_optimizer, model_device, trainable_parameters
+from task2.training import (FULL_PROFILE_PEAK_GIB, gradient_checkpointing, make_optimizer, model_device,
+                            trainable_parameters)
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
@@ -180,7 +181,8 @@ def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer: Score
         policy.train(), value_model.train()
         logs = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "value_clip_fraction": [], "entropy": [],
                 "grad_norm": []}
-        with gradient_checkpointing(policy, value_model, enabled=config.gradient_checkpointing):
+        with gradient_checkpointing(policy, value_model, enabled=config.gradient_checkpointing), memory_stage(
+                "PPO", "config.ppo.minibatch_size (or max_new_tokens)", FULL_PROFILE_PEAK_GIB["PPO"]):
             for _ in range(config.epochs):
                 for part in torch.randperm(len(indices), generator=generator).split(config.minibatch_size):
                     minibatch = {k: v[part] for k, v in batch.items()}

@@ -112,7 +112,7 @@ def train_reward_model(model, pairs: EncodedPairs, pad_id: int, config: RewardMo
         return bradley_terry_loss(chosen, rejected), stats
 
     return optimize(model, batch_indices(len(pairs), config.batch_size, config.steps, seed), loss_fn, config,
-                    desc="reward model")
+                    desc="reward model", setting="config.reward_model.batch_size (or config.max_length)")
 
 
 @torch.no_grad()

@@ -10,11 +10,14 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_number
-from pa5.device import grad_scaler
+from pa5.device import grad_scaler, memory_stage
 from pa5.optim import optimizer_step
 from task2.config import LoRAConfig, OptimConfig
 
 TARGET_MODULES = ("q_proj", "v_proj")  # the course's LoRA placement
+# peak memory of one step at the full profile's sizes (upper bounds measured on the CPU, task2/README.md):
+# what an out-of-memory message quotes
+FULL_PROFILE_PEAK_GIB = {"reward model": 2.9, "DPO": 4.5, "PPO": 5.1, "GRPO": 9.4}
 
 
 def peft_lora_config(task_type: str, lora: LoRAConfig):
@@ -67,14 +70,14 @@ def make_optimizer(parameters: list[torch.nn.Parameter], lr: float) -> torch.opt
 
 def optimize(model, batches: Iterable, loss_fn: Callable[[int, object], tuple[torch.Tensor, dict]],
              config: OptimConfig, desc: str = "training",
-             callback: Callable[[int, dict], dict | None] | None = None) -> list[dict]:
+             callback: Callable[[int, dict], dict | None] | None = None, setting: str = "batch_size") -> list[dict]:
     """One optimizer step per batch at ``config.lr``, gradients clipped at ``config.max_grad_norm``
     (fp16: through a GradScaler; ``config.gradient_checkpointing``: with activation checkpointing);
     returns one log record per step.
 
     ``loss_fn(step, batch) -> (loss, stats)`` (step counts from 0); ``stats`` (floats) are logged with
     the loss and the gradient norm before clipping. ``callback(step, record)`` may add entries (e.g.
-    a gold evaluation).
+    a gold evaluation). Out of GPU memory, it names ``desc`` and the ``setting`` to lower.
     """
     parameters = trainable_parameters(model)
     optimizer = make_optimizer(parameters, config.lr)
@@ -82,7 +85,8 @@ def optimize(model, batches: Iterable, loss_fn: Callable[[int, object], tuple[to
     history = []
     model.train()
     for step, batch in enumerate(bar := tqdm(list(batches), desc=desc, unit="step")):
-        with gradient_checkpointing(model, enabled=config.gradient_checkpointing):
+        with gradient_checkpointing(model, enabled=config.gradient_checkpointing), memory_stage(
+                desc, setting, FULL_PROFILE_PEAK_GIB.get(desc)):
             loss, stats = loss_fn(step, batch)
             grad_norm = optimizer_step(loss, parameters, optimizer, config.max_grad_norm, scaler)
         record = {"step": step + 1, "loss": loss.item(), "grad_norm": grad_norm, **stats}

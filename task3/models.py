@@ -28,10 +28,13 @@ from tqdm.auto import tqdm
 
 from pa5.assets import IMAGENET_WEIGHTS
 from pa5.checks import check_choice
-from pa5.device import autocast, grad_scaler, place
+from pa5.device import autocast, grad_scaler, memory_stage, place
 from pa5.optim import optimizer_step
 from task3.config import NORMALISATIONS, FinetuneConfig, Task3Config
 
+# one ResNet50 fine-tune step at the full profile's sizes (an upper bound measured on the CPU, task3/README.md):
+# what an out-of-memory message quotes
+FINETUNE_PEAK_GIB = 6.1
 FEATURE_LAYERS = {"resnet50": ("avgpool", 2048), "mobilenet_v3_large": ("classifier.1", 1280)}
 
 
@@ -108,7 +111,8 @@ def finetune(model, train_loader, test_loader, config: FinetuneConfig, device) -
         model.train()
         losses, grad_norms = [], []
         for images, labels in (bar := tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")):
-            loss, grad_norm = finetune_step(model, images, labels, optimizer, scaler, device)
+            with memory_stage("fine-tuning", "config.finetune.batch_size", FINETUNE_PEAK_GIB):
+                loss, grad_norm = finetune_step(model, images, labels, optimizer, scaler, device)
             losses.append(loss), grad_norms.append(grad_norm)
             bar.set_postfix(loss=f"{loss:.3f}")
         recalibrate_batchnorm(model, train_loader, device)

@@ -116,3 +116,17 @@ def test_every_trainable_parameter_is_float32_from_a_bf16_checkpoint(bf16_checkp
         assert trainable == {torch.float32}, f"{name}: trainable parameters in {trainable}"
         assert {p.dtype for p in model.parameters()} == {torch.float32}, f"{name}: weights not loaded in float32"
     assert D.audit("cpu", list(models.values()))["ok"], "every loader places what it builds"
+
+
+def test_out_of_memory_names_the_stage_its_need_and_the_setting(monkeypatch):
+    class Properties:
+        total_memory = 16 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Properties())
+    with pytest.raises(MemoryError, match=r"DPO ran out of GPU memory \(this GPU: 16.0 GiB; the stage needs about 3.7 GiB.*"
+                                          r"Lower config.dpo.batch_size"):
+        with D.memory_stage("DPO", "config.dpo.batch_size", 3.7):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with D.memory_stage("DPO", "config.dpo.batch_size"):
+        pass  # nothing raised, nothing changed

@@ -66,6 +66,7 @@ def _batch(tokenizer):
     return pad_completions(prompts, completions, tokenizer.pad_token_id)
 
 
+@pytest.mark.points(1)
 def test_selective_logps_is_log_softmax_then_gather_on_a_grid():
     torch.manual_seed(0)
     for shape, temperature in (((7, 11), 1.0), ((2, 5, 13), 0.7), ((3, 4, 6), 1.9)):
@@ -79,6 +80,7 @@ def test_selective_logps_is_log_softmax_then_gather_on_a_grid():
         "half-precision logits (fp16 autocast) are read in float32"
 
 
+@pytest.mark.points(1)
 def test_chunked_head_equals_the_full_computation_values_and_gradients(tokenizer, monkeypatch):
     """policy_logps runs the LM head only at completion positions, a chunk at a time, under activation
     checkpointing: the numbers and the gradients must be those of the full [N, T, V] computation."""

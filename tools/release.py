@@ -38,7 +38,7 @@ GRADED = {
                           "beam_search"],
     "task1/metrics.py": ["distinct_n", "repetition_rate"],
     "task2/reward_model.py": ["bradley_terry_loss", "last_token_index", "token_scores"],
-    "task2/policy.py": ["token_logps", "token_kl", "kl_estimate"],
+    "task2/policy.py": ["selective_logps", "token_logps", "token_kl", "kl_estimate"],
     "task2/dpo.py": ["dpo_loss"],
     "task2/ppo.py": ["compute_gae", "masked_whiten", "token_rewards", "policy_loss", "value_loss"],
     "task2/grpo.py": ["group_advantages", "grpo_loss"],
