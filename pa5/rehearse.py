@@ -6,7 +6,7 @@ It builds the fake assets (``pa5.fake_assets``: real on-disk formats, random wei
 ``HF_HOME``, ``TORCH_HOME`` and ``PA5_DATA`` at them, and runs each notebook with ``PA5_PROFILE=full``
 and ``PA5_REHEARSAL=1`` - the one switch, which scales step, epoch and sample counts down
 (``<task>.config.rehearse``); precision policy, batch sizes, max_length and image size stay full.
-Executed notebooks and their metrics go to ``runs/rehearsal/<task>/``. Then it checks each run:
+Executed notebooks and their metrics go to ``runs/rehearsal/<task>/``, the times to ``runs/rehearsal/rehearsal.json``. Then it checks each run:
 the notebook completed, its device audit passed (every model on the session's device, every trainable
 parameter float32), the profile was full, and no over-optimisation verdict came from missing gold.
 ``make test`` runs it (``tests/test_rehearsal.py``), so CI does.
@@ -72,9 +72,13 @@ def rehearse(tasks=TASKS, layers: int = 2, output: Path | None = None) -> dict[s
             started = time.perf_counter()
             execute_notebook(task, "full", output / task)
             records[task] = check_run(task, output / task / "metrics.json")
+            records[task]["seconds"] = time.perf_counter() - started
             print(f"  {task}: rehearsal passed in {time.perf_counter() - started:.0f} s "
                   f"(precision {records[task]['precision']}, {records[task]['audit']['models']} models audited "
                   f"on {records[task]['device']})", flush=True)
+    summary = {task: {"seconds": round(r["seconds"], 1), "precision": r["precision"], "device": r["device"],
+                      "models_audited": r["audit"]["models"]} for task, r in records.items()}
+    (output / "rehearsal.json").write_text(json.dumps(summary, indent=2) + "\n")
     return records
 
 
