@@ -29,7 +29,7 @@ ASSETS: dict[str, Asset] = {
     a.ref: a
     for a in (
         Asset(SMOLLM2, "hf-causal-lm", "the policy / base model (tasks 1, 2)"),
-        Asset(OASST_REWARD_MODEL, "hf-classifier", "task 1's quality score"),
+        Asset(OASST_REWARD_MODEL, "hf-classifier", "task 1's quality score and task 2's gold"),
         Asset(ORCA, "hf-dataset", "task 2's preference data"),
         Asset(CIFAR100, "torchvision-dataset", "task 3's images"),
         Asset(IMAGENET_WEIGHTS["resnet50"], "torchvision-weights", "task 3's ResNet50"),
