@@ -90,9 +90,9 @@ def grad_scaler(device: torch.device | str) -> torch.amp.GradScaler | None:
     return torch.amp.GradScaler(device.type) if precision(device) == "fp16" else None
 
 
-def float32_weights() -> dict:
-    """``from_pretrained`` keyword arguments for float32 weights, whatever dtype the checkpoint was saved in."""
-    return {"dtype": torch.float32}
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where ``module``'s parameters are (a placed model has them all on one device)."""
+    return next(module.parameters()).device
 
 
 def place(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:

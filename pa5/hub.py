@@ -77,9 +77,11 @@ def from_pretrained(auto_class, ref: str, **kwargs):
 def load_model(auto_class, ref: str, device, **kwargs):
     """A model of ``ref`` in float32 (whatever dtype it was saved in), placed on ``device`` and in
     eval mode: the one way every task loads a pretrained model (see :mod:`pa5.device`)."""
-    from pa5.device import float32_weights, place
+    import torch
 
-    return place(from_pretrained(auto_class, ref, **float32_weights(), **kwargs), device).eval()
+    from pa5.device import place
+
+    return place(from_pretrained(auto_class, ref, dtype=torch.float32, **kwargs), device).eval()
 
 
 def load_hf_dataset(ref: str, **kwargs):
@@ -114,8 +116,6 @@ def cifar100(train: bool, transform=None, root: str | Path | None = None, ref: s
 
     ``ref="standin:cifar100"`` reads the synthetic files through the same class (md5 check skipped).
     """
-    import torchvision
-
     if ref.startswith(STANDIN_PREFIX):
         from pa5.standins.cifar import SyntheticCIFAR100
 

@@ -171,12 +171,12 @@ class RewardModelJudge:
     def __call__(self, questions: list[str], responses: list[str]) -> list[float]:
         import torch
 
-        from pa5.device import autocast
+        from pa5.device import autocast, module_device
 
         if len(questions) != len(responses):
             raise ValueError(f"questions and responses must have the same length, got {len(questions)} and "
                              f"{len(responses)}")
-        device, scores = next(self.model.parameters()).device, []
+        device, scores = module_device(self.model), []
         for start in range(0, len(questions), self.batch_size):
             part = slice(start, start + self.batch_size)
             batch = self.tokenizer(list(questions[part]), list(responses[part]), return_tensors="pt", padding=True,

@@ -25,15 +25,14 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_choice, check_int, check_number, check_same_shape
-from pa5.device import grad_scaler, memory_stage
+from pa5.device import grad_scaler, memory_stage, module_device
 from pa5.optim import optimizer_step
 from task2.config import GRPO_LOSS_TYPES, GRPO_SCALES, GRPOConfig
 from task2.data import batch_indices
 from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
 from task2.reward_model import Scorer
 from task2.rollout import Gold, sample_rollout
-from task2.training import (FULL_PROFILE_PEAK_GIB, gradient_checkpointing, make_optimizer, model_device,
-                            trainable_parameters)
+from task2.training import FULL_PROFILE_PEAK_GIB, gradient_checkpointing, make_optimizer, trainable_parameters
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
@@ -135,7 +134,7 @@ def train_grpo(policy, tokenizer, prompts: list[dict], scorer: Scorer, config: G
     """
     parameters = trainable_parameters(policy)
     optimizer = make_optimizer(parameters, config.lr)
-    scaler = grad_scaler(model_device(policy))
+    scaler = grad_scaler(module_device(policy))
     history = []
     schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, seed)
     for step, indices in enumerate(bar := tqdm(schedule, desc="GRPO", unit="step")):

@@ -26,15 +26,14 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_number, check_same_shape
-from pa5.device import grad_scaler, memory_stage
+from pa5.device import grad_scaler, memory_stage, module_device
 from pa5.optim import optimizer_step
 from task2.config import PPOConfig
 from task2.data import batch_indices
 from task2.policy import kl_estimate, masked_mean, policy_logps, reference_token_logps
 from task2.reward_model import Scorer, last_token_index, token_scores
 from task2.rollout import Gold, sample_rollout
-from task2.training import (FULL_PROFILE_PEAK_GIB, gradient_checkpointing, make_optimizer, model_device,
-                            trainable_parameters)
+from task2.training import FULL_PROFILE_PEAK_GIB, gradient_checkpointing, make_optimizer, trainable_parameters
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
@@ -158,7 +157,7 @@ def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer: Score
     """
     parameters = trainable_parameters(policy, value_model)
     optimizer = make_optimizer(parameters, config.lr)
-    scaler = grad_scaler(model_device(policy))
+    scaler = grad_scaler(module_device(policy))
     generator = torch.Generator().manual_seed(seed)
     history = []
     schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, seed)

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_number
-from pa5.device import grad_scaler, memory_stage
+from pa5.device import grad_scaler, memory_stage, module_device
 from pa5.optim import optimizer_step
 from task2.config import LoRAConfig, OptimConfig
 
@@ -39,10 +39,6 @@ def count_parameters(model) -> dict[str, int]:
 
 def trainable_parameters(*models) -> list[torch.nn.Parameter]:
     return [p for model in models for p in model.parameters() if p.requires_grad]
-
-
-def model_device(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 @contextlib.contextmanager
@@ -81,7 +77,7 @@ def optimize(model, batches: Iterable, loss_fn: Callable[[int, object], tuple[to
     """
     parameters = trainable_parameters(model)
     optimizer = make_optimizer(parameters, config.lr)
-    scaler = grad_scaler(model_device(model))
+    scaler = grad_scaler(module_device(model))
     history = []
     model.train()
     for step, batch in enumerate(bar := tqdm(list(batches), desc=desc, unit="step")):

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_int
-from pa5.device import place
+from pa5.device import module_device, place
 from pa5.optim import optimizer_step
 from task3.config import SAEConfig
 from task3.universality import dead_fraction, r2_global_mean, r2_variance_weighted
@@ -34,8 +34,6 @@ def make_sae(input_dim: int, nb_concepts: int, top_k: int, device="cpu"):
     ``device``. SAEs train in float32 whatever the precision policy: they are small, and TopK on
     half-precision codes would tie."""
     from overcomplete.sae import TopKSAE
-
-    from pa5.device import place
 
     return place(TopKSAE(input_dim, nb_concepts, top_k=top_k, encoder_module="mlp_bn_1", device=str(device)), device)
 
@@ -113,16 +111,12 @@ def usae_step(usae: UniversalSAE, optimizer: torch.optim.Optimizer, batch: dict[
     ### END SOLUTION
 
 
-def sae_device(sae) -> torch.device:
-    return next(sae.parameters()).device
-
-
 @torch.no_grad()
 def all_codes(sae, features: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """[N, C] codes of ``features`` [N, D] under one model's SAE (``usae.sae(name)`` or a TopKSAE), in
     eval mode, computed on the SAE's device and returned on the CPU (for the analysis)."""
     sae.eval()
-    device = sae_device(sae)
+    device = module_device(sae)
     return torch.cat([sae.encode(part.to(device))[1].cpu() for part in features.split(batch_size)])
 
 
@@ -136,7 +130,7 @@ def cross_r2(saes, features: dict[str, torch.Tensor]) -> dict[str, dict[str, flo
     for source in features:
         codes = all_codes(saes[source], features[source])
         for target in features:
-            x_hat = torch.cat([saes[target].decode(part.to(sae_device(saes[target]))).cpu() for part in codes.split(4096)])
+            x_hat = torch.cat([saes[target].decode(part.to(module_device(saes[target]))).cpu() for part in codes.split(4096)])
             out[f"{source}->{target}"] = {"global_mean": r2_global_mean(features[target], x_hat),
                                           "variance_weighted": r2_variance_weighted(features[target], x_hat)}
     return out
@@ -157,7 +151,7 @@ def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], config: SA
     if len(n) != 1:
         raise ValueError(f"features must hold the same images for every model, got N = { {k: len(v) for k, v in features.items()} }")
     n = n.pop()
-    device = sae_device(usae)
+    device = module_device(usae)
     optimizer = torch.optim.AdamW(usae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     paper = config.schedule == "paper"
     picker, generator = random.Random(seed), torch.Generator().manual_seed(seed)

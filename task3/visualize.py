@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pa5.checks import check_int
-from pa5.device import place
+from pa5.device import module_device, place
 from pa5.optim import optimizer_step
 from task3.config import MaximisationConfig
 from task3.data import IMAGENET_MEAN, IMAGENET_STD
@@ -104,7 +104,7 @@ def coordinated_maximisation(models: dict, normalisers: dict, usae, concept: int
         models[name].eval()
         usae.eval()
         out[name] = maximise(concept_objective(models[name], name, normalisers[name], usae, concept), size, config,
-                             seed=seed, device=next(models[name].parameters()).device)
+                             seed=seed, device=module_device(models[name]))
     return out
 
 
