@@ -264,7 +264,7 @@ def _cnn(name):
         from pa5.device import grad_scaler, place
         from task3.models import build_model, finetune_step
 
-        model = place(build_model(name, pretrained=False), device).train()
+        model = place(build_model(name, None), device).train()
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         optimizer, scaler = torch.optim.Adam(model.parameters(), lr=config.finetune.lr), grad_scaler(device)
@@ -279,7 +279,7 @@ def _features(name):
         from pa5.device import place
         from task3.models import build_model, extract_features
 
-        model = place(build_model(name, pretrained=False), device)
+        model = place(build_model(name, None), device)
         batch = [(torch.randn(sizes["feature_images"], 3, sizes["image_size"], sizes["image_size"]), torch.zeros(1))]
         return lambda n: [extract_features(model, name, batch, device) for _ in range(n)]
     return build
@@ -307,7 +307,7 @@ def _maximisation_step(config, sizes, device, tokenizer, pad):
     from task3.visualize import concept_objective, maximise
 
     usae = _usae(config, sizes, device).eval()
-    model = place(build_model("resnet50", pretrained=False), device).eval()
+    model = place(build_model("resnet50", None), device).eval()
     objective = concept_objective(model, "resnet50", Standardizer(torch.randn(64, 2048), "l2_center"), usae, 0)
     return lambda n: maximise(objective, sizes["image_size"], replace(config.maximisation, steps=n), device=device)
 

@@ -25,6 +25,23 @@ CIFAR100 = "cifar100"
 IMAGENET_WEIGHTS = {"resnet50": "ResNet50_Weights.IMAGENET1K_V2",
                     "mobilenet_v3_large": "MobileNet_V3_Large_Weights.IMAGENET1K_V2"}
 
+# the tiny profile's counterpart: ResNet50 and MobileNetV3-Large pretrained on a synthetic set of their
+# own, in torchvision's state-dict layout (pa5.standins.backbones)
+STANDIN_IMAGENET = "standin:imagenet"
+WEIGHT_SOURCES = ("imagenet", STANDIN_IMAGENET)
+
+
+def imagenet_weights(name: str, source: str) -> str:
+    """The reference of network ``name``'s starting weights from ``source``: "imagenet" (torchvision's
+    enum, ``IMAGENET_WEIGHTS``) or ``STANDIN_IMAGENET`` ("standin:imagenet/<name>") - both loaded by
+    ``pa5.hub.imagenet_state_dict``."""
+    if name not in IMAGENET_WEIGHTS:
+        raise ValueError(f"network name {name!r} is unknown; allowed: {', '.join(IMAGENET_WEIGHTS)}")
+    if source not in WEIGHT_SOURCES:
+        raise ValueError(f"weights source {source!r} is unknown; allowed: {', '.join(WEIGHT_SOURCES)}")
+    return IMAGENET_WEIGHTS[name] if source == "imagenet" else f"{STANDIN_IMAGENET}/{name}"
+
+
 ASSETS: dict[str, Asset] = {
     a.ref: a
     for a in (

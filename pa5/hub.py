@@ -163,8 +163,20 @@ def _weights_file(ref: str) -> Path:
 
 def imagenet_state_dict(ref: str) -> dict:
     """The ImageNet state dict of e.g. ``"ResNet50_Weights.IMAGENET1K_V2"`` (hash-checked,
-    loaded with ``weights_only=True``), downloaded into ``$TORCH_HOME`` unless offline."""
+    loaded with ``weights_only=True``), downloaded into ``$TORCH_HOME`` unless offline.
+
+    ``ref="standin:imagenet/<network>"`` (``pa5.assets.imagenet_weights``): the stand-in's weights of
+    that network, the same keys and shapes, from a safetensors file (``pa5.standins.backbones``)."""
     import torch
+
+    if ref.startswith(STANDIN_PREFIX):
+        from safetensors.torch import load_file
+
+        standin, _, network = ref.partition("/")
+        path = _standin(standin) / f"{network}.safetensors"
+        if not path.exists():
+            raise ValueError(f"weights {ref!r}: the stand-in has no network {network!r} ({path})")
+        return load_file(str(path))
 
     if offline() and not _weights_file(ref).exists():
         raise unavailable(ref, f"{_weights_file(ref)} is not cached")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from pa5.checks import check_number
+
 from task3.models import Standardizer
 from task3.universality import (SPECIFIC_BELOW, UNIVERSAL_ABOVE, cofire_proportion, code_correlation, concept_energy,
                                 dead_fraction, firing_counts, firing_entropy, hungarian_match, live_concepts,
@@ -48,6 +50,13 @@ def universality_summary(codes: list[torch.Tensor]) -> tuple[dict[str, float], t
     return {"mean": live.mean().item(), "frac_universal": (live > UNIVERSAL_ABOVE).float().mean().item(),
             "frac_model_specific": (live < SPECIFIC_BELOW).float().mean().item(), "live_concepts": len(live),
             "cofire_mean": torch.nanmean(cofire_proportion(codes)).item()}, entropy
+
+
+def evaluate_family(saes: dict, features: dict[str, torch.Tensor]) -> dict:
+    """{"r2": task3.usae.cross_r2, "codes": [N, C] codes per model} of one SAE family on ``features``."""
+    from task3.usae import all_codes, cross_r2
+
+    return {"r2": cross_r2(saes, features), "codes": [all_codes(saes[name], features[name]) for name in features]}
 
 
 def universality_table(usae_fe: dict, independent_fe: dict, dead: dict) -> pd.DataFrame:
@@ -140,54 +149,170 @@ def purity_labels(test_set) -> dict[str, torch.Tensor]:
     return {"fine label": torch.as_tensor(dataset.targets[:n]), "superclass": coarse_labels(dataset)[:n]}
 
 
-def purity_table(names: list[str], codes: list[torch.Tensor], entropy: torch.Tensor,
-                 labels: dict[str, torch.Tensor], k: int = 20) -> pd.DataFrame:
-    """Mean purity of the top-``k`` images (task3.visualize.purity) per label, for the universal
-    concepts and for each model's model-specific ones, read from each model's codes; column
-    ``concepts`` counts them."""
-    from task3.visualize import purity
+def top_sets(codes: torch.Tensor, concepts: list[int], k: int = 20) -> torch.Tensor:
+    """[G, k] each concept's top-activating inputs (task3.visualize.top_images: only where it fires),
+    padded with -1 where it fires on fewer than ``k``."""
+    from task3.visualize import top_images
 
+    out = torch.full((len(concepts), k), -1, dtype=torch.long)
+    for row, concept in enumerate(concepts):
+        top = top_images(codes, concept, k)
+        out[row, :len(top)] = top
+    return out
+
+
+def set_purities(top: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """[G] purity of each row's inputs (top [G, k], -1 = none) under labels ``values`` [N] (ints >= 0):
+    the share carrying the row's most common value (task3.visualize.set_purity); NaN for an empty row."""
+    present = top >= 0
+    picked = torch.where(present, values[top.clamp(min=0)], torch.zeros_like(top))
+    counts = torch.zeros(len(top), int(values.max()) + 1).scatter_add_(1, picked, present.float())
+    sizes = present.sum(1).float()
+    return torch.where(sizes > 0, counts.max(1).values / sizes.clamp(min=1), torch.full_like(sizes, float("nan")))
+
+
+def permutation_purities(top: torch.Tensor, values: torch.Tensor, permutations: int = 1000,
+                         seed: int = 0) -> torch.Tensor:
+    """[P, G] the purities of the same sets ``top`` [G, k] with the labels ``values`` [N] randomly permuted
+    over the inputs, ``permutations`` times: what purity reads when concepts know nothing about the
+    label - the chance level of the very statistic reported, whatever the set sizes and label shares."""
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.as_tensor(values).long()
+    return torch.stack([set_purities(top, values[torch.randperm(len(values), generator=generator)])
+                        for _ in range(permutations)])
+
+
+def purity_table(names: list[str], codes: list[torch.Tensor], entropy: torch.Tensor,
+                 labels: dict[str, torch.Tensor], k: int = 20, permutations: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Mean purity of the top-``k`` images per label for the universal concepts and for each model's
+    model-specific ones, read from each model's codes (column ``concepts`` counts them), next to the
+    chance level of that mean - its mean under label permutation (:func:`permutation_purities`) - and
+    the permutation p-value (share of permutations whose mean reaches the observed one)."""
     groups = concept_groups(codes, entropy)
     rows = {}
     for name, z in zip(names, codes):
         fires_here = live_concepts(z)
-        specific_here = [c for c in groups["model-specific"] if fires_here[c]]  # those that fire in this model
-        for kind, concepts in (("universal", groups["universal"]), ("model-specific", specific_here)):
-            if concepts:
-                table = pd.DataFrame([purity(z, labels, c, k) for c in concepts])
-                rows[f"{kind}, {name}"] = {**table.mean().to_dict(), "concepts": len(concepts)}
+        for kind in ("universal", "model-specific"):
+            concepts = [c for c in groups[kind] if fires_here[c]]  # the group's concepts that fire in this model
+            if not concepts:
+                continue
+            top, row = top_sets(z, concepts, k), {}
+            for factor, values in labels.items():
+                observed = set_purities(top, torch.as_tensor(values).long()).nanmean().item()
+                null = permutation_purities(top, values, permutations, seed).nanmean(1)
+                row |= {factor: observed, f"{factor} chance": null.mean().item(),
+                        f"{factor} p": ((null >= observed).sum().item() + 1) / (permutations + 1)}
+            rows[f"{kind}, {name}"] = {**row, "concepts": len(concepts)}
     return pd.DataFrame(rows).T.astype({"concepts": int})
 
 
-def purity_chance(labels: dict[str, torch.Tensor], k: int = 20, draws: int = 2000, seed: int = 0) -> dict[str, float]:
-    """What purity reads for a concept that knows nothing: per label, the mean share of the most
-    common value among ``k`` images drawn at random (seeded). It is well above 1 / (number of values):
-    the largest of several counts is larger than their mean."""
+def concept_detectors(names: list[str], codes: list[torch.Tensor], concepts: list[int], labels: dict[str, torch.Tensor],
+                      k: int = 20, permutations: int = 1000, alpha: float = 0.01, seed: int = 0) -> pd.DataFrame:
+    """What each of ``concepts`` detects: per model and label its purity and permutation p-value; column
+    ``detects`` names the label that is significant (p < ``alpha``) in every model and lies furthest
+    above its chance level (its mean under permutation), "-" when none is."""
+    check_number("alpha", alpha, 0, 1, low_open=True)
+    table = pd.DataFrame(index=pd.Index(concepts, name="concept"))
+    excess = {}
+    for name, z in zip(names, codes):
+        top = top_sets(z, concepts, k)
+        for factor, values in labels.items():
+            observed = set_purities(top, torch.as_tensor(values).long())
+            null = permutation_purities(top, values, permutations, seed)
+            p = ((null >= observed).sum(0) + 1) / (permutations + 1)
+            p = torch.where(observed.isnan(), torch.full_like(p, float("nan")), p)  # never fires here
+            table[f"{factor}, {name}"], table[f"{factor} p, {name}"] = observed.numpy(), p.numpy()
+            gain = torch.where(p < alpha, observed - null.nanmean(0), torch.full_like(p, float("nan")))
+            excess[factor] = gain if factor not in excess else torch.minimum(excess[factor], gain)  # NaN stays NaN
+    factors = list(labels)
+    gains = torch.stack([excess[f] for f in factors], dim=1)  # [G, labels], NaN: not significant in some model
+    best = torch.nan_to_num(gains, nan=-1.0).argmax(1)
+    table["detects"] = [factors[b] if not gains[i, b].isnan() else "-" for i, b in enumerate(best.tolist())]
+    return table
+
+
+def universal_share_interval(codes: list[torch.Tensor], draws: int = 200, level: float = 0.95,
+                             seed: int = 0) -> dict[str, float]:
+    """The share of live concepts that are universal, with a bootstrap interval over the images: the
+    same N inputs resampled with replacement in every model, ``draws`` times, percentiles at
+    (1 -/+ ``level``) / 2."""
+    check_number("level", level, 0, 1, low_open=True, high_open=True)
     generator = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, values in labels.items():
-        values = torch.as_tensor(values)
-        picks = torch.stack([torch.randperm(len(values), generator=generator)[:k] for _ in range(draws)])
-        shares = [values[row].bincount().max().item() / k for row in picks]
-        out[name] = sum(shares) / draws
-    return out
+    n = len(codes[0])
+
+    def share(rows: torch.Tensor | None) -> float:
+        picked = codes if rows is None else [z[rows] for z in codes]
+        entropy = firing_entropy(firing_counts(picked))
+        live = entropy[live_concepts(picked)]
+        return (live > UNIVERSAL_ABOVE).float().mean().item()
+
+    shares = torch.tensor([share(torch.randint(0, n, (n,), generator=generator)) for _ in range(draws)])
+    low, high = torch.quantile(shares, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=shares.dtype)).tolist()
+    return {"share": share(None), "low": low, "high": high}
 
 
-def discussion(names: list[str], usae_r2: dict, independent_r2: dict, usae_fe: dict, independent_fe: dict,
-               purity: pd.DataFrame, dead: dict, normalisation: str) -> str:
-    """Markdown bullets of this run's findings (numbers from the arguments)."""
-    cross = [f"{k}: {usae_r2[k]['variance_weighted']:.2f} (independent {independent_r2[k]['variance_weighted']:.2f})"
-             for k in usae_r2 if k.split("->")[0] != k.split("->")[1]]
-    factors = purity.drop(columns="concepts")
-    best = {row: factors.loc[row].astype(float).idxmax() for row in factors.index}
+def comparison_table(names: list[str], families: dict[str, dict]) -> pd.DataFrame:
+    """One row per SAE family ({label: {"r2": task3.usae.cross_r2 result, "codes": [N, C] test codes per
+    model}}): variance-weighted R^2 of every (source, target), the share of live concepts that are
+    universal with its bootstrap interval, and the dead share."""
+    rows = {}
+    for label, family in families.items():
+        share = universal_share_interval(family["codes"])
+        rows[label] = {**{f"R2 {s}->{t}": family["r2"][f"{s}->{t}"]["variance_weighted"] for s in names for t in names},
+                       "universal": share["share"], "universal 95% low": share["low"],
+                       "universal 95% high": share["high"], "dead": dead_fraction(family["codes"])}
+    return pd.DataFrame(rows).T
+
+
+def pretraining_report(config) -> dict:
+    """What the stand-in "ImageNet" networks knew before the fine-tune - {network: held-out accuracy per
+    factor head, build seconds} from the stand-in's build report; {} for other starting weights."""
+    from pa5.assets import STANDIN_IMAGENET
+
+    if config.weights != STANDIN_IMAGENET:
+        return {}
+    from pa5 import standins
+
+    report = standins.report(standins.get(STANDIN_IMAGENET))
+    return {name: {**report[name]["held_out_accuracy"], "build seconds": report[name]["seconds"]} for name in config.models}
+
+
+def discussion(names: list[str], comparison: pd.DataFrame, purity: pd.DataFrame, detects: dict[str, int],
+               maximised: dict[int, dict[str, dict]], dead: dict, normalisation: str) -> str:
+    """Markdown bullets of this run's findings (numbers from the arguments: ``comparison`` from
+    :func:`comparison_table`, ``purity`` from :func:`purity_table`, ``detects`` counts of
+    :func:`concept_detectors`' column, ``maximised`` from task3.visualize.concept_maximisations)."""
+    pairs = [(s, t) for s in names for t in names if s != t]
+
+    def cross(label: str) -> str:
+        return " / ".join(f"{comparison.loc[label, f'R2 {s}->{t}']:.2f}" for s, t in pairs)
+
+    usae_label = next(label for label in comparison.index if label.startswith("USAE ("))
+    beats = [comparison.loc[usae_label, f"R2 {s}->{t}"] > comparison.loc["independent, matched", f"R2 {s}->{t}"]
+             for s, t in pairs]
+    verdict = ("beats the matched independent SAEs in every direction" if all(beats) else
+               "does not beat the matched independent SAEs in every direction" if any(beats) else
+               "does not beat the matched independent SAEs in any direction")
+    share = "; ".join(f"{label} {100 * row['universal']:.1f} % [{100 * row['universal 95% low']:.1f}, "
+                      f"{100 * row['universal 95% high']:.1f}]" for label, row in comparison.iterrows())
+    universal_rows = [row for row in purity.index if row.startswith("universal")]
+    factors = [c for c in purity.columns if not c.endswith((" chance", " p")) and c != "concepts"]
+    purity_text = "; ".join(f"{row.removeprefix('universal, ')}: " + ", ".join(
+        f"{f} {purity.loc[row, f]:.2f} (chance {purity.loc[row, f + ' chance']:.2f})" for f in factors)
+        for row in universal_rows)
+    results = [(c, name, r) for c, per_model in maximised.items() for name, r in per_model.items()]
+    flat = [f"#{c} in {name} ({r['start']:.2f} -> {r['end']:.2f})" for c, name, r in results if not r["rose"]]
     return "\n".join([
-        f"- Cross-model reconstruction, variance-weighted R2: {'; '.join(cross)} - shared codes carry information "
-        "across models that independent SAEs' indices do not.",
-        f"- Universality: {100 * usae_fe['frac_universal']:.1f} % of live USAE concepts have firing entropy > "
-        f"{UNIVERSAL_ABOVE} (independent SAEs, same index: {100 * independent_fe['frac_universal']:.1f} %); "
-        f"{100 * usae_fe['frac_model_specific']:.1f} % fire in one model only.",
-        "- What concepts detect (purity of the top-20 images; most pure label per group): "
-        + "; ".join(f"{row}: {f} ({factors.loc[row, f]:.2f})" for row, f in best.items()) + ".",
+        f"- Cross-model reconstruction ({' / '.join(f'{s}->{t}' for s, t in pairs)}, variance-weighted R2): "
+        + "; ".join(f"{label} {cross(label)}" for label in comparison.index)
+        + f". The USAE ({usae_label}) {verdict}: the fair baseline, not the unaligned one, is what a shared "
+        "dictionary has to beat.",
+        f"- Share of live concepts that are universal (firing entropy > {UNIVERSAL_ABOVE}), 95 % bootstrap interval "
+        f"over test images: {share}.",
+        f"- What universal concepts detect (purity of the top-20 images against permutation chance): {purity_text}. "
+        f"By concept (significant in both models): " + ", ".join(f"{k} {v}" for k, v in detects.items()) + ".",
+        f"- Activation maximisation: the objective rose for {len(results) - len(flat)} of {len(results)} (concept, "
+        "model) pairs" + (f"; it did not for {', '.join(flat)}." if flat else "."),
         f"- Dead concepts on test: {100 * dead['usae']:.0f} % of the USAE dictionary - no auxiliary loss revives them here.",
         f"- Deviations from the paper: {len(names)} CNNs instead of 3 transformers, pooled features instead of patch "
         f"tokens, unit-norm + centred features ({normalisation}), constant learning rate, no auxiliary dead-concept loss.",

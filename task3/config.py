@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pa5.assets import CIFAR100, IMAGENET_WEIGHTS
+from pa5.assets import CIFAR100, IMAGENET_WEIGHTS, STANDIN_IMAGENET, WEIGHT_SOURCES, imagenet_weights
 from pa5.checks import check_choice, check_int, check_number
 from pa5.profile import TaskConfig
 
@@ -68,6 +68,7 @@ class MaximisationConfig:
     copies: int = 2  # jittered copies scored per step
     jitter: int = 2  # pixels a copy is rolled by, at most
     noise: float = 0.02  # std of the pixel noise added to each copy
+    crop: float = 0.75  # a copy is a random crop of side at least crop * image side, resized back
 
     def __post_init__(self):
         check_int("steps", self.steps, 1)
@@ -75,6 +76,7 @@ class MaximisationConfig:
         check_int("copies", self.copies, 1)
         check_int("jitter", self.jitter, 0)
         check_number("noise", self.noise, 0)
+        check_number("crop", self.crop, 0, 1, low_open=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +85,9 @@ class Task3Config(TaskConfig):
 
     dataset: str  # CIFAR-100 or its stand-in
     models: tuple[str, ...] = ("resnet50", "mobilenet_v3_large")  # torchvision names; one SAE each
-    pretrained: bool  # start from ImageNet weights (pa5.assets.IMAGENET_WEIGHTS); else random init
+    # where the networks start: "imagenet" (torchvision's ImageNet weights), "standin:imagenet" (the tiny
+    # profile's stand-in "ImageNet" weights, pa5.standins.backbones) or None (random init: the untrained control)
+    weights: str | None
     image_size: int  # images are resized to this before the models
     finetune: FinetuneConfig  # task3.models.finetune
     n_train_images: int = 0  # images whose features train the SAEs (0: all)
@@ -101,9 +105,20 @@ class Task3Config(TaskConfig):
         check_int("n_train_images", self.n_train_images, 0)
         check_int("n_test_images", self.n_test_images, 0)
         check_choice("feature_normalisation", self.feature_normalisation, NORMALISATIONS)
+        if self.weights is not None:
+            check_choice("weights", self.weights, WEIGHT_SOURCES)
+
+    def weights_ref(self, name: str) -> str | None:
+        """Network ``name``'s starting weights (a ``pa5.hub.imagenet_state_dict`` reference), None: random init."""
+        return None if self.weights is None else imagenet_weights(name, self.weights)
 
     def assets(self) -> tuple[str, ...]:
-        return super().assets() + (tuple(IMAGENET_WEIGHTS[m] for m in self.models) if self.pretrained else ())
+        return super().assets() + (tuple(IMAGENET_WEIGHTS[m] for m in self.models) if self.weights == "imagenet" else ())
+
+    def untrained(self) -> "Task3Config":
+        """The control: the same pipeline on random-init networks that are never trained (BatchNorm
+        statistics measured on the images, no weight changed)."""
+        return replace(self, weights=None, finetune=replace(self.finetune, epochs=0))
 
 
 # Fine-tuning: from ImageNet weights in full (lr 1e-4, not to wash them out), from random init in tiny
@@ -112,13 +127,13 @@ class Task3Config(TaskConfig):
 # 0.22 / 0.11 (cross) against 0.85 / 0.93 and 0.31 / 0.14 at 1e-3 (bench/tiny_settings.py, seed 0).
 PROFILES = {
     "full": Task3Config(
-        name="full", dataset=CIFAR100, pretrained=True, image_size=224,
+        name="full", dataset=CIFAR100, weights="imagenet", image_size=224,
         finetune=FinetuneConfig(epochs=3, lr=1e-4, batch_size=128),
         sae=SAEConfig(nb_concepts=8192, top_k=32, epochs=30, batch_size=1024, lr=3e-4),
         maximisation=MaximisationConfig(steps=256),
     ),
     "tiny": Task3Config(
-        name="tiny", dataset="standin:cifar100", pretrained=False, image_size=32,
+        name="tiny", dataset="standin:cifar100", weights=STANDIN_IMAGENET, image_size=32,
         finetune=FinetuneConfig(epochs=1, lr=1e-3, batch_size=64, images=2500),
         n_train_images=5000, n_test_images=1000,
         sae=SAEConfig(nb_concepts=1024, top_k=16, epochs=10, batch_size=256, lr=1e-3),

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from pa5.assets import IMAGENET_WEIGHTS
+from pa5.assets import STANDIN_PREFIX
 from pa5.checks import check_choice
 from pa5.device import autocast, grad_scaler, memory_stage, place
 from pa5.optim import optimizer_step
@@ -38,16 +38,18 @@ FINETUNE_PEAK_GIB = 6.1
 FEATURE_LAYERS = {"resnet50": ("avgpool", 2048), "mobilenet_v3_large": ("classifier.1", 1280)}
 
 
-def build_model(name: str, pretrained: bool, num_classes: int = 100) -> torch.nn.Module:
-    """``name`` with a ``num_classes`` head; ImageNet weights (hub, checked) when ``pretrained``."""
+def build_model(name: str, weights: str | None, num_classes: int = 100) -> torch.nn.Module:
+    """``name`` with a ``num_classes`` head, starting from ``weights`` (a ``pa5.hub.imagenet_state_dict``
+    reference: ImageNet's, hash-checked, or the stand-in's - loaded the same way, strictly) or random
+    init (None)."""
     import torchvision
 
     if name not in FEATURE_LAYERS:
         raise ValueError(f"model name {name!r} is unknown; allowed: {', '.join(FEATURE_LAYERS)}")
     model = getattr(torchvision.models, name)(weights=None)
-    if pretrained:
+    if weights is not None:
         from pa5 import hub
-        model.load_state_dict(hub.imagenet_state_dict(IMAGENET_WEIGHTS[name]))
+        model.load_state_dict(hub.imagenet_state_dict(weights))
     if name == "resnet50":
         model.fc = torch.nn.Linear(model.fc.in_features, num_classes)
     else:
@@ -100,10 +102,14 @@ def finetune_step(model, images: torch.Tensor, labels: torch.Tensor, optimizer, 
 def finetune(model, train_loader, test_loader, config: FinetuneConfig, device) -> list[dict]:
     """Adam, cross-entropy, no gradient clipping; forward passes under the precision policy
     (``pa5.device``: bf16, or fp16 with a GradScaler, on CUDA) and channels_last on CUDA; BatchNorm
-    recalibrated and test accuracy measured after every epoch."""
+    recalibrated and test accuracy measured after every epoch. ``config.epochs`` 0: no step, the
+    BatchNorm statistics recalibrated only (the untrained control)."""
     model = place(model, device)
     if torch.device(device).type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    if config.epochs == 0:  # the untrained control: only the BatchNorm statistics are measured on the images
+        recalibrate_batchnorm(model, train_loader, device)
+        return []
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaler = grad_scaler(device)
     history = []
@@ -156,7 +162,11 @@ def cache_key(config: Task3Config, name: str, part: str, seed: int) -> str:
     """A short hash of everything that produced a cached file: ``part`` "checkpoint" (the network, its
     starting weights, the data, image size, fine-tune settings, seed) or "features" (the same plus
     which images are read). The feature normalisation is applied after loading, so it is not in it."""
-    fields = {"model": name, "weights": IMAGENET_WEIGHTS[name] if config.pretrained else "random-init",
+    weights = config.weights_ref(name)
+    if weights is not None and weights.startswith(STANDIN_PREFIX):  # another stand-in seed is other weights
+        from pa5.standins import standin_seed
+        weights += f"@seed{standin_seed()}"
+    fields = {"model": name, "weights": weights or "random-init",
               "dataset": config.dataset, "image_size": config.image_size, "finetune": dataclasses.asdict(config.finetune),
               "seed": seed, "format": 1}
     if part == "features":
@@ -230,7 +240,7 @@ def prepare_features(config: Task3Config, name: str, folder: Path, device, seed:
     train_set, test_set = data.load_split(config, True), data.load_split(config, False)
     test_loader = data.loader(data.first(test_set, config.n_test_images), 256, shuffle=False)
     torch.manual_seed(seed)
-    model = place(build_model(name, pretrained=config.pretrained), device)
+    model = place(build_model(name, config.weights_ref(name)), device)
     history = []
     weights = load_tensors(checkpoint, checkpoint_key)
     if weights is not None:

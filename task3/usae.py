@@ -198,3 +198,62 @@ def train_independent(features: dict[str, torch.Tensor], config: SAEConfig, seed
                   clip_grad=config.max_grad_norm, monitoring=0, device=str(device))
         saes[name] = sae.eval()
     return saes
+
+
+class AlignedSAE(torch.nn.Module):
+    """An independent SAE whose concepts are renumbered: shared index k is its concept ``order[k]``.
+
+    encode(x) -> (pre_codes[:, order], codes[:, order]); decode(z) -> its own decode of z with each
+    shared index put back in its place. Wrapping the other models' SAEs so that their indices follow
+    the first model's gives independent SAEs one (matched) concept space: the fair "no shared
+    dictionary" baseline for cross-model reconstruction and firing entropy."""
+
+    def __init__(self, sae, order: torch.Tensor):
+        super().__init__()
+        order = torch.as_tensor(order).long().cpu()
+        if sorted(order.tolist()) != list(range(len(order))):
+            raise ValueError(f"order must be a permutation of range({len(order)})")
+        self.sae = sae
+        self.register_buffer("order", order, persistent=False)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pre_codes, codes = self.sae.encode(x)
+        order = self.order.to(codes.device)
+        return pre_codes[:, order], codes[:, order]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        own = torch.empty_like(z)
+        own[:, self.order.to(z.device)] = z  # shared index k -> own concept order[k]
+        return self.sae.decode(own)
+
+    def get_dictionary(self) -> torch.Tensor:
+        return self.sae.get_dictionary()[self.order.to(module_device(self.sae))]
+
+
+def correlation_matrix(codes_a: torch.Tensor, codes_b: torch.Tensor) -> torch.Tensor:
+    """[C_a, C_b] Pearson correlation over the N inputs of every concept of a with every concept of b
+    (codes [N, C]); 0 where a code is constant (a dead concept correlates with nothing)."""
+    a = codes_a.double() - codes_a.double().mean(0)
+    b = codes_b.double() - codes_b.double().mean(0)
+    a, b = a / a.norm(dim=0).clamp(min=1e-12), b / b.norm(dim=0).clamp(min=1e-12)  # a constant column is 0
+    return (a.T @ b).float()
+
+
+def align_by_code_correlation(saes: dict, features: dict[str, torch.Tensor]) -> tuple[dict, dict[str, float]]:
+    """Renumber every SAE after the first so that its concepts follow the first one's: a one-to-one
+    matching (Hungarian algorithm) maximising the summed correlation of the codes over ``features``
+    (the train images). Returns ({model name: SAE or AlignedSAE}, {model name: mean correlation of the
+    matched live pairs})."""
+    from scipy.optimize import linear_sum_assignment
+
+    names = list(saes)
+    reference = all_codes(saes[names[0]], features[names[0]])
+    aligned, quality = {names[0]: saes[names[0]]}, {}
+    for name in names[1:]:
+        codes = all_codes(saes[name], features[name])
+        correlation = correlation_matrix(reference, codes)
+        rows, columns = linear_sum_assignment(correlation.numpy(), maximize=True)
+        aligned[name] = AlignedSAE(saes[name], torch.as_tensor(columns)[torch.as_tensor(rows).argsort()])
+        both_live = (reference > 0).any(0)[rows] & (codes > 0).any(0)[columns]
+        quality[name] = correlation[rows, columns][both_live].mean().item()
+    return aligned, quality

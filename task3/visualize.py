@@ -23,6 +23,7 @@ from pa5.optim import optimizer_step
 from task3.config import MaximisationConfig
 from task3.data import IMAGENET_MEAN, IMAGENET_STD
 from task3.models import FEATURE_LAYERS
+from task3.universality import FIRING_THRESHOLD
 
 
 class FourierImage(torch.nn.Module):
@@ -66,15 +67,30 @@ def concept_objective(model: torch.nn.Module, name: str, normaliser, usae, conce
     return objective
 
 
+def random_view(pixels: torch.Tensor, config: MaximisationConfig) -> torch.Tensor:
+    """[1, 3, S, S] a random crop of ``pixels`` [1, 3, S, S] (side in [crop * S, S], anywhere), resized back
+    to S, then rolled by up to ``config.jitter`` pixels each way."""
+    size = pixels.shape[-1]
+    side = int(torch.randint(max(1, round(config.crop * size)), size + 1, ()).item())
+    top, left = (int(v) for v in torch.randint(0, size - side + 1, (2,)))
+    view = pixels[..., top:top + side, left:left + side]
+    if side != size:
+        view = torch.nn.functional.interpolate(view, size=(size, size), mode="bilinear", align_corners=False)
+    dy, dx = (int(v) for v in torch.randint(-config.jitter, config.jitter + 1, (2,)))
+    return torch.roll(view, shifts=(dy, dx), dims=(2, 3))
+
+
 def maximise(objective: Callable, size: int, config: MaximisationConfig,
              seed: int = 0, device="cpu") -> tuple[torch.Tensor, list[float]]:
     """Ascend ``objective`` over a Fourier-parameterised image for ``config.steps`` steps; returns
     (image [3, size, size] in [0, 1], the objective of the un-jittered image at every step).
 
-    Each step scores ``config.copies`` copies of the image, each rolled by a random (dy, dx) in
-    [-jitter, jitter] pixels, plus N(0, noise^2) pixel noise, clamped to [0, 1] - so the image must
-    excite the concept wherever it sits, not through single-pixel patterns - and takes one NAdam step
-    (``pa5.optim.optimizer_step``, not clipped) on loss = -mean objective."""
+    Each step scores ``config.copies`` copies of the image (MACO's transformation robustness): each a
+    random square crop of side in [crop * size, size] resized back to ``size`` (bilinear: a random
+    zoom and shift), rolled by a random (dy, dx) in [-jitter, jitter] pixels, plus N(0, noise^2) pixel
+    noise, clamped to [0, 1] - so the image must excite the concept at any position and scale, not
+    through single-pixel patterns - and takes one NAdam step (``pa5.optim.optimizer_step``, not
+    clipped) on loss = -mean objective."""
     torch.manual_seed(seed)
     image = place(FourierImage(size, seed=seed), device)
     optimizer = torch.optim.NAdam(image.parameters(), lr=config.lr)
@@ -84,8 +100,7 @@ def maximise(objective: Callable, size: int, config: MaximisationConfig,
         with torch.no_grad():
             history.append(objective(pixels).mean().item())
         ### BEGIN SOLUTION
-        shifts = torch.randint(-config.jitter, config.jitter + 1, (config.copies, 2)).tolist()
-        batch = torch.cat([torch.roll(pixels, shifts=tuple(s), dims=(2, 3)) for s in shifts])
+        batch = torch.cat([random_view(pixels, config) for _ in range(config.copies)])
         batch = (batch + config.noise * torch.randn_like(batch)).clamp(0, 1)
         loss = -objective(batch).mean()
         optimizer_step(loss, image.parameters(), optimizer, max_norm=None)
@@ -108,19 +123,56 @@ def coordinated_maximisation(models: dict, normalisers: dict, usae, concept: int
     return out
 
 
-def top_images(codes: torch.Tensor, concept: int, k: int = 8) -> torch.Tensor:
-    """[k] indices of the inputs with the largest code of ``concept`` (codes [N, C])."""
+def concept_maximisations(models: dict, normalisers: dict, usae, concepts: list[int], size: int,
+                          config: MaximisationConfig, class_names: list[str], seed: int = 0) -> dict[int, dict[str, dict]]:
+    """:func:`coordinated_maximisation` of every concept, each result read: {concept: {model: {"image",
+    "history", "start", "end", "rose" (:func:`rose`), "reads_as", "probability" (:func:`read_back`)}}}."""
+    out = {}
+    for concept in concepts:
+        out[concept] = {}
+        for name, (image, history) in coordinated_maximisation(models, normalisers, usae, concept, size, config,
+                                                                seed).items():
+            reads_as, probability = read_back(models[name], image, class_names)
+            out[concept][name] = {"image": image, "history": history, "start": history[0], "end": history[-1],
+                                  "rose": rose(history), "reads_as": reads_as, "probability": probability}
+    return out
+
+
+def rose(history: list[float]) -> bool:
+    """Whether a maximisation's objective ended above where it started."""
+    return history[-1] > history[0]
+
+
+@torch.no_grad()
+def read_back(model: torch.nn.Module, image: torch.Tensor, class_names: list[str]) -> tuple[str, float]:
+    """The maximised image [3, H, W] in [0, 1] fed back through the classifier: (its most likely class
+    name, that probability) - what the network itself sees in the image."""
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    model.eval()
+    device = module_device(model)
+    probabilities = model(((image - mean) / std)[None].to(device)).float().softmax(-1)[0].cpu()
+    best = int(probabilities.argmax())
+    return class_names[best], probabilities[best].item()
+
+
+def top_images(codes: torch.Tensor, concept: int, k: int = 8, threshold: float = FIRING_THRESHOLD) -> torch.Tensor:
+    """Indices of the (at most ``k``) inputs on which ``concept`` fires (code > ``threshold``), largest
+    code first (codes [N, C]); empty when it never fires - never ties at zero standing in for images."""
     if not 0 <= concept < codes.shape[1]:
         raise ValueError(f"concept must be in [0, {codes.shape[1]}), got {concept!r}")
-    return codes[:, concept].topk(min(k, len(codes))).indices
+    values = codes[:, concept]
+    top = values.topk(min(k, len(codes)))
+    return top.indices[top.values > threshold]
 
 
 def purity(codes: torch.Tensor, labels: dict[str, torch.Tensor], concept: int, k: int = 20) -> dict[str, float]:
-    """For each labelling (e.g. a generating factor): the share of the concept's ``k`` top-activating
-    inputs that carry that labelling's most common value among them (1 = all the same value)."""
+    """For each labelling (e.g. a generating factor): the share of the concept's top-activating inputs
+    (:func:`top_images`: at most ``k``, only where it fires) that carry that labelling's most common
+    value among them (1 = all the same value); NaN when the concept never fires."""
     top = top_images(codes, concept, k)
-    out = {}
-    for name, values in labels.items():
-        chosen = torch.as_tensor(values)[top]
-        out[name] = chosen.bincount().max().item() / len(chosen) if chosen.min() >= 0 else float("nan")
-    return out
+    return {name: set_purity(torch.as_tensor(values)[top]) for name, values in labels.items()}
+
+
+def set_purity(values: torch.Tensor) -> float:
+    """Share of ``values`` (non-negative ints) equal to their most common one; NaN for none."""
+    return values.bincount().max().item() / len(values) if len(values) else float("nan")

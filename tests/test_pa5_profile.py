@@ -68,8 +68,8 @@ def test_the_rehearsal_switch_cuts_only_counts(monkeypatch):
         (f2.max_length, f2.dpo.batch_size, f2.ppo.prompts_per_step, f2.ppo.max_new_tokens, f2.gold_model)
     t3, f3 = rehearsal["task3"], full["task3"]
     assert t3.finetune.epochs <= f3.finetune.epochs and t3.maximisation.steps < f3.maximisation.steps
-    assert (t3.image_size, t3.finetune.batch_size, t3.sae.nb_concepts, t3.pretrained) == \
-        (f3.image_size, f3.finetune.batch_size, f3.sae.nb_concepts, f3.pretrained)
+    assert (t3.image_size, t3.finetune.batch_size, t3.sae.nb_concepts, t3.weights) == \
+        (f3.image_size, f3.finetune.batch_size, f3.sae.nb_concepts, f3.weights)
     assert rehearsal["task1"].max_new_tokens == full["task1"].max_new_tokens
     monkeypatch.setenv("PA5_REHEARSAL", "yes")
     with pytest.raises(ValueError, match="PA5_REHEARSAL"):

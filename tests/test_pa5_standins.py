@@ -7,7 +7,7 @@ import pytest
 import torchvision
 
 from pa5 import hub, standins
-from pa5.standins import cifar, lm
+from pa5.standins import backbones, cifar, lm
 from pa5.judge import count_words, judge
 from pa5.standins.world import FAMILIES, World, WorldConfig
 
@@ -16,12 +16,14 @@ SMALL = {  # sized to build from scratch inside the test suite in seconds
     "smollm2": lm.LMConfig(world=SMALL_WORLD, steps=25, batch_size=16, vocab_size=1024, n_eval_prompts=16),
     "mini_orca": SMALL_WORLD,
     "cifar100": cifar.CifarConfig(n_train=300, n_test=100),
+    "imagenet": backbones.BackboneConfig(n_train=256, n_test=64, resnet50_epochs=1, mobilenet_v3_large_epochs=1,
+                                         batch_size=64, recalibration_images=128),
 }
 
 
 @pytest.fixture(scope="module")
 def small_root(tmp_path_factory):
-    """All three stand-ins built from scratch (small sizes) in an empty cache."""
+    """Every stand-in built from scratch (small sizes) in an empty cache."""
     root = tmp_path_factory.mktemp("standins")
     folders = {name: standins.get(name, config, root=root) for name, config in SMALL.items()}
     return root, folders
@@ -247,3 +249,73 @@ def test_unknown_standin_is_a_value_error():
 def test_cache_key_changes_with_the_config():
     standin = standins.STANDINS["mini_orca"]
     assert standins.cache_key(standin, WorldConfig(seed=0)) != standins.cache_key(standin, WorldConfig(seed=1))
+
+
+# ---------------------------------------------------------------- task 3's stand-in "ImageNet" weights
+
+
+def test_standin_backbones_have_torchvision_layout_and_load_where_imagenet_weights_load(small_root, monkeypatch):
+    import torch
+
+    from pa5 import task_profile
+    from pa5.assets import IMAGENET_WEIGHTS
+    from task3 import models
+
+    _, folders = small_root
+    monkeypatch.setattr(hub, "_standin", lambda ref: folders[ref.removeprefix("standin:")])
+    tiny, full = task_profile("task3", "tiny"), task_profile("task3", "full")
+    for name in backbones.MODELS:
+        stored = hub.imagenet_state_dict(tiny.weights_ref(name))
+        reference = getattr(torchvision.models, name)(weights=None).state_dict()  # ImageNet's layout: 1,000 classes
+        assert list(stored) == list(reference), f"{name}: the stand-in's keys must be torchvision's, in its order"
+        assert {k: (v.shape, v.dtype) for k, v in stored.items()} == {k: (v.shape, v.dtype) for k, v in reference.items()}
+        assert full.weights_ref(name) == IMAGENET_WEIGHTS[name]
+
+        asked = []
+        real = hub.imagenet_state_dict
+        monkeypatch.setattr(hub, "imagenet_state_dict", lambda ref: asked.append(ref) or real(ref))
+        model = models.build_model(name, tiny.weights_ref(name))
+        monkeypatch.setattr(hub, "imagenet_state_dict", real)
+        assert asked == [f"standin:imagenet/{name}"], "the tiny profile must load through the ImageNet loader"
+        first = next(iter(stored))
+        assert torch.equal(model.state_dict()[first], stored[first]), "the stand-in's weights are the ones loaded"
+    with pytest.raises(ValueError, match="no network"):
+        hub.imagenet_state_dict("standin:imagenet/vgg16")
+
+
+def test_pretraining_images_are_not_the_cifar_standins_and_cover_every_combination():
+    config = backbones.BackboneConfig()
+    cifar_rng, pretraining_rng = np.random.default_rng(config.seed), np.random.default_rng([config.seed, 1])
+    cifar_images, _ = cifar.make_split(400, cifar_rng)
+    data, factors = cifar.make_split(800, pretraining_rng, backbones.LABEL_FACTORS)
+    assert not {row.tobytes() for row in cifar_images} & {row.tobytes() for row in data}, \
+        "the pretraining set must not contain the stand-in CIFAR-100's images"
+    combination = factors["shape"] * 40 + factors["colour"] * 4 + factors["texture"]
+    assert np.bincount(combination, minlength=400).tolist() == [2] * 400, "balanced over shape x colour x texture"
+
+
+def test_standin_seed_makes_another_standin(monkeypatch, tmp_path):
+    monkeypatch.setenv("PA5_STANDIN_SEED", "x")
+    with pytest.raises(ValueError, match="PA5_STANDIN_SEED"):
+        standins.get("cifar100", root=tmp_path)
+    monkeypatch.setenv("PA5_STANDIN_SEED", "2")
+    assert standins.standin_seed() == 2
+    config = standins.STANDINS["cifar100"].config
+    assert standins.cache_key(standins.STANDINS["cifar100"], config) != \
+        standins.cache_key(standins.STANDINS["cifar100"], config.__class__(seed=2))
+
+
+def test_real_standin_backbones_know_shapes_on_fresh_images():
+    """The tiny profile's pretrained networks (built once and cached; the task 3 notebook uses them)
+    recognise the shape of images drawn from yet another stream, well above chance (0.1)."""
+    import torch
+
+    weights = standins.get("imagenet")
+    images, labels = backbones.pretraining_set(400, np.random.default_rng([0, 7]))
+    for name in backbones.MODELS:
+        model = getattr(torchvision.models, name)(weights=None)
+        model.load_state_dict(hub.imagenet_state_dict(f"standin:imagenet/{name}"))
+        with torch.no_grad():
+            predicted = backbones.factor_predictions(model.eval()(images))
+        accuracy = {k: (predicted[k] == labels[k]).float().mean().item() for k in backbones.LABEL_FACTORS}
+        assert accuracy["shape"] > 0.6 and accuracy["colour"] > 0.9, f"{name} ({weights.name}): {accuracy}"

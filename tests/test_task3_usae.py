@@ -84,7 +84,7 @@ def test_energy_dead_fraction_and_matching():
     (lambda: UV.firing_counts([torch.zeros(3, 4), torch.zeros(3, 4)], threshold=-0.1), "threshold"),
     (lambda: UV.cofire_proportion([torch.zeros(3, 4)]), "at least 2"),
     (lambda: U.UniversalSAE({"a": 4, "b": 3}, 8, 2).encode("c", torch.zeros(2, 4)), "unknown"),
-    (lambda: models.build_model("vgg16", False), "unknown"),
+    (lambda: models.build_model("vgg16", None), "unknown"),
 ])
 def test_bad_input_raises_value_error(call, argument):
     with pytest.raises(ValueError, match=argument):
@@ -150,7 +150,7 @@ def test_feature_hooks_give_2048_and_1280_dims_at_the_profile_size(name):
     from pa5 import task_profile
 
     size = task_profile("task3", "tiny").image_size
-    model = models.build_model(name, pretrained=False)
+    model = models.build_model(name, None)
     images = torch.randn(4, 3, size, size)
     features = models.extract_features(model, name, [(images, torch.zeros(4))], "cpu")
     assert features.shape == (4, models.FEATURE_LAYERS[name][1])
@@ -169,3 +169,54 @@ def test_standardizer_is_fitted_on_train_and_reused_on_test():
     torch.testing.assert_close(l2(test), (torch.nn.functional.normalize(test, dim=1) - unit.mean(0)) / (unit - unit.mean(0)).std())
     with pytest.raises(ValueError, match="mode"):
         models.Standardizer(train, "zscore")
+
+
+class LinearSAE(torch.nn.Module):
+    """A hand-made SAE: codes relu(x W), reconstruction z W^T (W [D, C])."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight.clone())
+
+    def encode(self, x):
+        pre = x @ self.weight
+        return pre, torch.relu(pre)
+
+    def decode(self, z):
+        return z @ self.weight.T
+
+    def get_dictionary(self):
+        return self.weight.T
+
+
+def test_matching_independent_saes_by_code_correlation_recovers_a_renumbering():
+    torch.manual_seed(0)
+    weight = torch.linalg.qr(torch.randn(8, 8))[0]  # orthonormal: each concept a direction
+    permutation = torch.randperm(8)
+    saes = {"a": LinearSAE(weight), "b": LinearSAE(weight[:, permutation])}  # b's concept j is a's permutation[j]
+    features = {"a": torch.randn(200, 8), "b": None}
+    features["b"] = features["a"]
+    unaligned = U.cross_r2(saes, features)
+    aligned, quality = U.align_by_code_correlation(saes, features)
+    assert torch.equal(aligned["b"].order, permutation.argsort()), "shared index k must be b's concept that copies a's k"
+    assert quality["b"] == pytest.approx(1.0, abs=1e-5)
+    matched = U.cross_r2(aligned, features)
+    assert matched["a->b"]["variance_weighted"] == pytest.approx(matched["a->a"]["variance_weighted"], abs=1e-5), \
+        "after matching, b decodes a's codes as a itself does"
+    assert unaligned["a->b"]["variance_weighted"] < matched["a->b"]["variance_weighted"] - 0.2, \
+        "unaligned indices are the strawman the matched baseline corrects"
+    torch.testing.assert_close(aligned["b"].get_dictionary(), saes["a"].get_dictionary())
+    with pytest.raises(ValueError, match="permutation"):
+        U.AlignedSAE(saes["b"], torch.tensor([0, 0, 1, 2, 3, 4, 5, 6]))
+
+
+def test_untrained_control_and_weights_are_checked():
+    from pa5 import task_profile
+
+    tiny = task_profile("task3", "tiny")
+    control = tiny.untrained()
+    assert (control.weights, control.finetune.epochs) == (None, 0), "the control: random init, never trained"
+    assert control.weights_ref("resnet50") is None and tiny.weights_ref("resnet50") == "standin:imagenet/resnet50"
+    assert models.cache_key(control, "resnet50", "checkpoint", 0) != models.cache_key(tiny, "resnet50", "checkpoint", 0)
+    with pytest.raises(ValueError, match="weights"):
+        dataclasses.replace(tiny, weights="imagenet21k")

@@ -80,10 +80,80 @@ def test_coarse_labels_are_read_from_the_split_file():
     assert torch.equal(coarse, torch.as_tensor(test_set.factors["shape"])), "the stand-in's coarse label is its shape"
 
 
-def test_purity_chance_is_the_largest_share_among_random_images():
+def test_purity_chance_by_permutation_on_a_hand_case():
     from task3 import analysis
 
-    labels = {"ten values": torch.arange(1000) % 10, "one value": torch.zeros(1000, dtype=torch.long)}
-    chance = analysis.purity_chance(labels, k=20, draws=500)
-    assert chance["one value"] == 1.0
-    assert 0.19 < chance["ten values"] < 0.25, "10 balanced values: the largest of 20 draws' counts is ~4.4, not 2"
+    values = torch.tensor([0, 0, 1, 1])
+    top = torch.tensor([[0, 1], [2, -1]])  # a set of 2 images, and one of 1 (a concept that fires once)
+    assert analysis.set_purities(top, values).tolist() == [1.0, 1.0]
+    null = analysis.permutation_purities(top, values, permutations=6000, seed=0)
+    # two images drawn without replacement from {0, 0, 1, 1} share their value with probability 1/3:
+    # purity 1 then, 1/2 otherwise - chance 1/3 + 2/3 * 1/2 = 2/3, not 1/2 (= 1 / number of values)
+    assert null[:, 0].mean().item() == pytest.approx(2 / 3, abs=0.02)
+    assert (null[:, 1] == 1).all(), "one image is always pure: its chance level is 1"
+    empty = analysis.set_purities(torch.tensor([[-1, -1]]), values)
+    assert torch.isnan(empty).all(), "a concept that never fires has no purity"
+
+
+def test_purity_table_and_detectors_find_a_shape_detector_against_chance():
+    from task3 import analysis
+
+    torch.manual_seed(0)
+    n = 400
+    labels = {"shape": torch.arange(n) % 10, "colour": torch.randint(0, 10, (n,))}
+    codes = [torch.zeros(n, 3), torch.zeros(n, 3)]
+    for z in codes:
+        z[:, 0] = (labels["shape"] == 3).float() * (1 + torch.rand(n))  # fires on shape 3 only
+        z[:, 1] = torch.rand(n)  # fires everywhere, at random
+    entropy = torch.tensor([1.0, 1.0, float("nan")])
+    table = analysis.purity_table(["a", "b"], codes, entropy, labels, permutations=200)
+    assert table.loc["universal, a", "concepts"] == 2
+    assert 0.1 < table.loc["universal, a", "colour chance"] < 0.35, "chance is the permuted statistic, above 1/10"
+    detectors = analysis.concept_detectors(["a", "b"], codes, [0, 1], labels, permutations=200)
+    assert detectors.loc[0, "detects"] == "shape" and detectors.loc[0, "shape, a"] == 1.0
+    assert detectors.loc[1, "detects"] == "-", "a concept that fires at random detects nothing"
+
+
+def test_a_concept_that_never_fires_in_a_model_has_no_top_images(monkeypatch):
+    from task3 import plots
+
+    codes = torch.zeros(5, 2)
+    codes[:, 0] = torch.tensor([0.0, 0.05, 0.1, 0.0, 0.0])
+    assert V.top_images(codes, 0, k=3).tolist() == [], "no image fires (z > 0.1): no 'top' images, not ties at zero"
+    assert V.top_images(torch.tensor([[0.5], [0.0], [0.3]]), 0, k=3).tolist() == [0, 2], "only images that fire"
+    assert all(v != v for v in V.purity(codes, {"shape": torch.arange(5)}, 0).values()), "never fires: purity NaN"
+    figures = []
+    monkeypatch.setattr(plots, "save_and_show", lambda fig, path: figures.append(fig))
+    fires = torch.zeros(5, 2)
+    fires[:, 0] = torch.tensor([0.9, 0.0, 0.5, 0.0, 0.2])
+    images = [(torch.zeros(3, 32, 32), 0)] * 5
+    plots.top_image_grid({"universal": [0]}, ["a", "b"], [fires, codes], torch.tensor([-0.001, 0.0]), images, None, k=3)
+    texts = [t.get_text() for ax in figures[0].axes for t in ax.texts]
+    titles = [ax.get_title(loc="left") for ax in figures[0].axes]
+    assert "never fires in b" in texts
+    assert not any("-0.00" in t for t in titles), "no negative zero in titles"
+    assert plots.number(-0.001) == "0.00" and plots.number(-0.5) == "-0.50"
+
+
+def test_universal_share_has_a_bootstrap_interval_around_it():
+    from task3 import analysis
+
+    torch.manual_seed(0)
+    codes = [torch.rand(300, 20), torch.rand(300, 20)]
+    codes[1][:, :5] = 0  # concepts 0-4 fire in model a only
+    result = analysis.universal_share_interval(codes, draws=100)
+    assert result["share"] == pytest.approx(15 / 20)
+    assert result["low"] <= result["share"] <= result["high"]
+    with pytest.raises(ValueError, match="level"):
+        analysis.universal_share_interval(codes, level=1.5)
+
+
+def test_maximisation_views_keep_the_size_and_read_back_names_a_class(setup):
+    models, _, _ = setup
+    pixels = torch.rand(1, 3, 16, 16)
+    view = V.random_view(pixels, MaximisationConfig(steps=1, crop=0.5, jitter=2))
+    assert view.shape == pixels.shape
+    assert V.rose([0.2, 0.5]) and not V.rose([1.12, 1.11])
+    classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3))
+    name, probability = V.read_back(classifier, pixels[0], ["red_circle", "blue_square", "lime_star"])
+    assert name in {"red_circle", "blue_square", "lime_star"} and 1 / 3 <= probability <= 1

@@ -4,10 +4,13 @@
 * ``standin:mini_orca`` - preference pairs in Intel/orca_dpo_pairs' schema from the tiny world (world.py),
   which the gold judge (``pa5.judge``) knows
 * ``standin:cifar100``  - synthetic CIFAR-100 with known generative factors (cifar.py)
+* ``standin:imagenet``  - "ImageNet" weights for task 3's ResNet50 and MobileNetV3-Large: pretrained on
+  a synthetic set of their own, in torchvision's state-dict layout (backbones.py)
 
 Each is built on first use and cached under ``$PA5_CACHE/standins/<name>-<hash>`` (default
-``~/.cache/pa5``), the hash covering the whole build config and the code that builds it (this
-package and the pa5 modules it uses). A build writes
+``~/.cache/pa5``), the hash covering the whole build config and the code that builds it (the
+package's files that stand-in uses and the pa5 modules they import). ``PA5_STANDIN_SEED`` (default
+0) reseeds every stand-in: another seed is another stand-in, cached under its own hash. A build writes
 into a temporary folder, records every file's sha256 in ``manifest.json`` last and renames the
 folder into place; a folder without a valid manifest (an interrupted build, a corrupted file) is
 deleted and rebuilt, never half-loaded. ``python -m pa5.standins build`` builds them explicitly.
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from pa5.paths import cache_dir
 from pa5.assets import STANDIN_PREFIX
-from pa5.standins import cifar, lm
+from pa5.standins import backbones, cifar, lm
 from pa5.standins.world import World, WorldConfig
 
 FORMAT_VERSION = 1  # bump when the cache layout changes
@@ -54,15 +57,25 @@ def build_mini_orca(out_dir: Path, config: WorldConfig) -> dict:
 @dataclass(frozen=True)
 class Standin:
     name: str
-    config: object  # a frozen dataclass: the whole build recipe
+    config: object  # a frozen dataclass with a ``seed`` field: the whole build recipe
     build: Callable[[Path, object], dict]  # (empty folder, config) -> report
+    sources: tuple[str, ...]  # this package's files the build runs (besides __init__.py)
 
 
 STANDINS = {
-    "smollm2": Standin("smollm2", lm.LMConfig(), lm.build),
-    "mini_orca": Standin("mini_orca", WorldConfig(), build_mini_orca),
-    "cifar100": Standin("cifar100", cifar.CifarConfig(), cifar.build),
+    "smollm2": Standin("smollm2", lm.LMConfig(), lm.build, ("lm.py", "world.py")),
+    "mini_orca": Standin("mini_orca", WorldConfig(), build_mini_orca, ("world.py",)),
+    "cifar100": Standin("cifar100", cifar.CifarConfig(), cifar.build, ("cifar.py",)),
+    "imagenet": Standin("imagenet", backbones.BackboneConfig(), backbones.build, ("backbones.py", "cifar.py")),
 }
+
+
+def standin_seed() -> int:
+    """``$PA5_STANDIN_SEED`` (default 0): the seed every stand-in is built with."""
+    value = os.environ.get("PA5_STANDIN_SEED", "0")
+    if not value.isdigit():
+        raise ValueError(f"PA5_STANDIN_SEED must be an integer >= 0, got {value!r}")
+    return int(value)
 
 
 def standins_root() -> Path:
@@ -74,18 +87,19 @@ def standins_root() -> Path:
 _BUILD_MODULES = ("llm.py", "optim.py", "checks.py", "judge.py")
 
 
-def _source_digest() -> str:
-    """sha256 of the code that builds the stand-ins: editing it invalidates the cache."""
+def _source_digest(standin: Standin) -> str:
+    """sha256 of the code that builds ``standin``: editing it invalidates that stand-in's cache (and
+    only that one's: task 3's builders do not touch the language model's)."""
     here = Path(__file__).parent
     digest = hashlib.sha256()
-    for path in [*sorted(here.glob("*.py")), *(here.parent / name for name in _BUILD_MODULES)]:
+    for path in [*(here / name for name in ("__init__.py", *standin.sources)), *(here.parent / name for name in _BUILD_MODULES)]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 
 
 def cache_key(standin: Standin, config) -> str:
     recipe = {"format": FORMAT_VERSION, "name": standin.name, "config": dataclasses.asdict(config),
-              "source": _source_digest()}
+              "source": _source_digest(standin)}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -125,12 +139,13 @@ def _locked(lock_path: Path):
 
 
 def get(name: str, config=None, root: Path | None = None) -> Path:
-    """The folder of stand-in ``name`` (``smollm2`` | ``mini_orca`` | ``cifar100``), built if needed."""
+    """The folder of stand-in ``name`` (``smollm2`` | ``mini_orca`` | ``cifar100`` | ``imagenet``), built if
+    needed; ``config`` None: the default recipe with ``PA5_STANDIN_SEED``."""
     name = name.removeprefix(STANDIN_PREFIX)
     if name not in STANDINS:
         raise ValueError(f"stand-in {name!r} is unknown; allowed: {', '.join(STANDINS)}")
     standin = STANDINS[name]
-    config = config if config is not None else standin.config
+    config = config if config is not None else dataclasses.replace(standin.config, seed=standin_seed())
     root = Path(root) if root is not None else standins_root()
     folder = root / f"{name}-{cache_key(standin, config)}"
     with _locked(folder.with_suffix(".lock")):

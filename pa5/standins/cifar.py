@@ -79,14 +79,23 @@ def render(factors: dict, rng: np.random.Generator) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def make_split(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``n`` images, classes balanced and shuffled: (data uint8 [n, 3072] in R,G,B planes, factors)."""
-    labels = rng.permutation(np.arange(n) % 100)
-    factors = {
-        "shape": labels // 10, "colour": labels % 10,
-        "texture": rng.integers(0, len(TEXTURES), n), "background": rng.integers(60, 200, n),
-        "scale": rng.uniform(6.0, 11.0, n).astype(np.float32),
-    }
+def make_split(n: int, rng: np.random.Generator, label_factors: tuple[str, ...] = ("shape", "colour"),
+               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``n`` images balanced over every combination of ``label_factors`` (CIFAR-100's classes: shape x
+    colour; the pretraining set's: shape x colour x texture) in random order, the other factors drawn
+    at random: (data uint8 [n, 3072] in R,G,B planes, factors)."""
+    sizes = {"shape": len(SHAPES), "colour": len(COLOURS), "texture": len(TEXTURES)}
+    unknown = set(label_factors) - set(sizes)
+    if unknown:
+        raise ValueError(f"label_factors must be among {tuple(sizes)}, got {sorted(unknown)}")
+    combination = rng.permutation(np.arange(n) % int(np.prod([sizes[f] for f in label_factors])))
+    factors = {}
+    for name in reversed(label_factors):  # the last factor varies fastest, as in class = shape * 10 + colour
+        factors[name], combination = combination % sizes[name], combination // sizes[name]
+    for name in sizes:
+        if name not in label_factors:
+            factors[name] = rng.integers(0, sizes[name], n)
+    factors |= {"background": rng.integers(60, 200, n), "scale": rng.uniform(6.0, 11.0, n).astype(np.float32)}
     margin = factors["scale"] * 0.8
     factors["x"] = rng.uniform(margin, SIZE - margin).astype(np.float32)
     factors["y"] = rng.uniform(margin, SIZE - margin).astype(np.float32)
