@@ -50,12 +50,19 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
                         help="run each notebook once per seed, into runs/seed<SEED>/<task>/ (default: the "
                              "notebook's own seed, into runs/<task>/); then `python -m pa5.summarize runs/seed*`")
+    parser.add_argument("--reseed-standins", action="store_true",
+                        help="with --seeds: build the tiny profile's stand-ins with the same seed too "
+                             "(PA5_STANDIN_SEED; each seed's stand-ins are built once and cached)")
     args = parser.parse_args(argv)
+    if args.reseed_standins and not args.seeds:
+        parser.error("--reseed-standins needs --seeds")
     profile = args.profile or os.environ.get("PA5_PROFILE") or "auto"
     runs = Path(os.environ.get("PA5_RUNS_DIR", REPO_ROOT / "runs"))
     for seed in args.seeds or [None]:
         if seed is not None:  # the notebook writes to $PA5_RUNS_DIR/<task>; the kernel inherits it
             os.environ["PA5_RUNS_DIR"] = str(runs / f"seed{seed}")
+            if args.reseed_standins:  # the kernel inherits it: pa5.standins.standin_seed
+                os.environ["PA5_STANDIN_SEED"] = str(seed)
         for task in args.tasks:
             print(f"executing {task}/{task}.ipynb (profile {profile}{'' if seed is None else f', seed {seed}'}) ...",
                   flush=True)

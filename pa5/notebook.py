@@ -83,8 +83,11 @@ def save_metrics(session: Session, metrics: dict) -> Path:
     The audit (:func:`pa5.device.check_audit`) runs first: a model left off the session's device, or a
     trainable parameter that is not float32, fails the notebook here, before anything is written.
     """
+    from pa5.standins import standin_seed
+
     audit = check_audit(session.device)
     record = {"task": session.task, "profile": session.profile, "rehearsal": rehearsal(), "seed": session.seed,
+              "standin_seed": standin_seed(),
               "device": str(session.device), "precision": session.precision, "audit": audit,
               "metrics": _json_ready(metrics)}
     path = session.run_dir / "metrics.json"

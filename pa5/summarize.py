@@ -25,15 +25,19 @@ KEY_METRICS = {
              + [f"models/{m}/{k}" for m in ("base", "dpo", "ppo", "grpo") for k in ("gold_success", "words", "kl")]
              + [f"models/{m}/rm_reward - models/base/rm_reward" for m in ("dpo", "ppo", "grpo")]
              + [f"models/{m}/length_reward_corr" for m in ("base", "dpo", "ppo", "grpo")],
-    "task3": ["accuracy/resnet50", "accuracy/mobilenet_v3_large"]
-             + [f"r2/{kind}/{pair}/variance_weighted" for kind in ("usae", "independent")
-                for pair in ("resnet50->resnet50", "resnet50->mobilenet_v3_large", "mobilenet_v3_large->resnet50",
-                             "mobilenet_v3_large->mobilenet_v3_large")]
-             + [f"firing_entropy/{kind}/{k}" for kind in ("usae", "independent")
-                for k in ("mean", "frac_universal", "frac_model_specific")]
-             + ["dead_fraction/usae", "matching/resnet50/usae_vs_independent",
-                "matching/mobilenet_v3_large/usae_vs_independent"]
-             + [f"purity/universal, resnet50/{f}" for f in ("shape", "colour", "texture")],
+    "task3": ["accuracy/resnet50", "accuracy/mobilenet_v3_large", "control_accuracy/resnet50"]
+             + [f"pretraining/{m}/shape" for m in ("resnet50", "mobilenet_v3_large")]
+             + [f"comparison/{family}/{column}"
+                for family in ("USAE (paper)", "USAE (course)", "independent, matched", "independent, unaligned",
+                               "USAE on untrained nets")
+                for column in ("R2 resnet50->resnet50", "R2 resnet50->mobilenet_v3_large",
+                               "R2 mobilenet_v3_large->resnet50", "R2 mobilenet_v3_large->mobilenet_v3_large",
+                               "universal", "dead")]
+             + [f"purity/universal, {m}/{f}{suffix}" for m in ("resnet50", "mobilenet_v3_large")
+                for f in ("shape", "colour", "texture") for suffix in ("", " chance")]
+             + [f"detectors/{f}" for f in ("shape", "colour", "texture", "-")]
+             + ["universality/n_universal", "dead_fraction/usae", "matching/resnet50/usae_vs_independent",
+                "matching/mobilenet_v3_large/usae_vs_independent"],
 }
 
 

@@ -59,14 +59,6 @@ def evaluate_family(saes: dict, features: dict[str, torch.Tensor]) -> dict:
     return {"r2": cross_r2(saes, features), "codes": [all_codes(saes[name], features[name]) for name in features]}
 
 
-def universality_table(usae_fe: dict, independent_fe: dict, dead: dict) -> pd.DataFrame:
-    """The universality summaries side by side, with each family's dead share (independent SAEs: the
-    mean over models)."""
-    independent_dead = sum(dead["independent"].values()) / len(dead["independent"])
-    return pd.DataFrame({"USAE": usae_fe, "independent SAEs": independent_fe}).T.assign(
-        dead_fraction=[dead["usae"], independent_dead])
-
-
 def concept_groups(codes: list[torch.Tensor], entropy: torch.Tensor) -> dict[str, list[int]]:
     """The live concepts that are universal (firing entropy > UNIVERSAL_ABOVE) and model-specific
     (< SPECIFIC_BELOW)."""
@@ -231,36 +223,38 @@ def concept_detectors(names: list[str], codes: list[torch.Tensor], concepts: lis
     return table
 
 
-def universal_share_interval(codes: list[torch.Tensor], draws: int = 200, level: float = 0.95,
+def universal_share_interval(codes: list[torch.Tensor], draws: int = 1000, level: float = 0.95,
                              seed: int = 0) -> dict[str, float]:
-    """The share of live concepts that are universal, with a bootstrap interval over the images: the
-    same N inputs resampled with replacement in every model, ``draws`` times, percentiles at
-    (1 -/+ ``level``) / 2."""
+    """The share of live concepts that are universal (firing entropy over all the images > UNIVERSAL_ABOVE),
+    with a bootstrap interval over the concepts: the live concepts resampled with replacement ``draws``
+    times, percentiles at (1 -/+ ``level``) / 2 - how much the share would move with another draw of
+    concepts of the same kind.
+
+    Not over the images: a resample of images repeats some and drops others, so a rarely firing concept's
+    counts look less balanced than they are and the share is biased downwards - its percentile interval
+    can miss the estimate itself (measured on the untrained control: 44.1 % against [40.2, 43.9])."""
     check_number("level", level, 0, 1, low_open=True, high_open=True)
+    entropy = firing_entropy(firing_counts(codes))
+    universal = (entropy[live_concepts(codes)] > UNIVERSAL_ABOVE).float()  # [L]
     generator = torch.Generator().manual_seed(seed)
-    n = len(codes[0])
-
-    def share(rows: torch.Tensor | None) -> float:
-        picked = codes if rows is None else [z[rows] for z in codes]
-        entropy = firing_entropy(firing_counts(picked))
-        live = entropy[live_concepts(picked)]
-        return (live > UNIVERSAL_ABOVE).float().mean().item()
-
-    shares = torch.tensor([share(torch.randint(0, n, (n,), generator=generator)) for _ in range(draws)])
-    low, high = torch.quantile(shares, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=shares.dtype)).tolist()
-    return {"share": share(None), "low": low, "high": high}
+    shares = universal[torch.randint(0, len(universal), (draws, len(universal)), generator=generator)].mean(1)
+    low, high = torch.quantile(shares, torch.tensor([(1 - level) / 2, (1 + level) / 2])).tolist()
+    return {"share": universal.mean().item(), "low": low, "high": high}
 
 
 def comparison_table(names: list[str], families: dict[str, dict]) -> pd.DataFrame:
     """One row per SAE family ({label: {"r2": task3.usae.cross_r2 result, "codes": [N, C] test codes per
     model}}): variance-weighted R^2 of every (source, target), the share of live concepts that are
-    universal with its bootstrap interval, and the dead share."""
+    universal with its bootstrap interval, the mean co-fire proportion (do they fire on the *same*
+    images? firing entropy only counts how often) and the dead share."""
     rows = {}
     for label, family in families.items():
         share = universal_share_interval(family["codes"])
         rows[label] = {**{f"R2 {s}->{t}": family["r2"][f"{s}->{t}"]["variance_weighted"] for s in names for t in names},
                        "universal": share["share"], "universal 95% low": share["low"],
-                       "universal 95% high": share["high"], "dead": dead_fraction(family["codes"])}
+                       "universal 95% high": share["high"],
+                       "co-fire": torch.nanmean(cofire_proportion(family["codes"])).item(),
+                       "dead": dead_fraction(family["codes"])}
     return pd.DataFrame(rows).T
 
 
@@ -294,7 +288,8 @@ def discussion(names: list[str], comparison: pd.DataFrame, purity: pd.DataFrame,
                "does not beat the matched independent SAEs in every direction" if any(beats) else
                "does not beat the matched independent SAEs in any direction")
     share = "; ".join(f"{label} {100 * row['universal']:.1f} % [{100 * row['universal 95% low']:.1f}, "
-                      f"{100 * row['universal 95% high']:.1f}]" for label, row in comparison.iterrows())
+                      f"{100 * row['universal 95% high']:.1f}], co-fire {row['co-fire']:.2f}"
+                      for label, row in comparison.iterrows())
     universal_rows = [row for row in purity.index if row.startswith("universal")]
     factors = [c for c in purity.columns if not c.endswith((" chance", " p")) and c != "concepts"]
     purity_text = "; ".join(f"{row.removeprefix('universal, ')}: " + ", ".join(
@@ -308,7 +303,9 @@ def discussion(names: list[str], comparison: pd.DataFrame, purity: pd.DataFrame,
         + f". The USAE ({usae_label}) {verdict}: the fair baseline, not the unaligned one, is what a shared "
         "dictionary has to beat.",
         f"- Share of live concepts that are universal (firing entropy > {UNIVERSAL_ABOVE}), 95 % bootstrap interval "
-        f"over test images: {share}.",
+        f"over concepts, and the mean co-fire proportion: {share}. Firing entropy counts how often a concept "
+        "fires in each model, not on which images: read it with the co-fire proportion, and the matched baseline's "
+        "with care (its matching chose partners that fire on the same train images).",
         f"- What universal concepts detect (purity of the top-20 images against permutation chance): {purity_text}. "
         f"By concept (significant in both models): " + ", ".join(f"{k} {v}" for k, v in detects.items()) + ".",
         f"- Activation maximisation: the objective rose for {len(results) - len(flat)} of {len(results)} (concept, "

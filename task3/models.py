@@ -1,9 +1,11 @@
 """Task 3's vision models: ResNet50 and MobileNetV3-Large with 100-class heads, fine-tuning, and
 pooled features read with forward hooks.
 
-* full: ImageNet weights (``pa5.assets.IMAGENET_WEIGHTS`` through ``pa5.hub``, hash-checked,
-  ``weights_only=True``), the head replaced; tiny: random init (no weights can be downloaded
-  offline), trained briefly on the stand-in.
+* Starting weights (``config.weights``), loaded by one function, ``pa5.hub.imagenet_state_dict``: full,
+  ImageNet's (``pa5.assets.IMAGENET_WEIGHTS``, hash-checked, ``weights_only=True``); tiny, the
+  stand-in's "ImageNet" weights (``standin:imagenet``, safetensors in torchvision's layout, pretrained
+  offline on synthetic shapes, ``pa5.standins.backbones``); None, random init (the untrained control).
+  The head is replaced, and the network fine-tuned on the profile's CIFAR-100.
 * MobileNetV3 uses BatchNorm momentum 0.01: after a short fine-tune its running statistics are far
   from the data's and eval-mode features collapse to constants. ``recalibrate_batchnorm`` resets
   them to a cumulative average over training images (no weight changes) before evaluation.

@@ -253,7 +253,8 @@ def align_by_code_correlation(saes: dict, features: dict[str, torch.Tensor]) -> 
         codes = all_codes(saes[name], features[name])
         correlation = correlation_matrix(reference, codes)
         rows, columns = linear_sum_assignment(correlation.numpy(), maximize=True)
-        aligned[name] = AlignedSAE(saes[name], torch.as_tensor(columns)[torch.as_tensor(rows).argsort()])
+        order = torch.as_tensor(columns)[torch.as_tensor(rows).argsort()]
+        aligned[name] = place(AlignedSAE(saes[name], order), module_device(saes[name]))
         both_live = (reference > 0).any(0)[rows] & (codes > 0).any(0)[columns]
         quality[name] = correlation[rows, columns][both_live].mean().item()
     return aligned, quality

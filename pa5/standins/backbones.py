@@ -7,8 +7,11 @@ tiny profile does the same from these. The pretraining set is drawn by the CIFAR
 has other labels: every shape x colour x texture combination, balanced (400 kinds of image). The
 network keeps torchvision's 1,000-way ImageNet head (so every key and shape is torchvision's); its
 first 24 logits are read as three softmax heads - shape (10), colour (10), texture (4) - and the loss
-is the sum of their cross-entropies: each factor gets its own full gradient, so shape, the hardest
+is a weighted sum of their cross-entropies: each factor gets its own gradient, so shape, the hardest
 and the one a CIFAR class needs most, is learnt from the first step rather than after colour.
+MobileNetV3 weighs colour and texture 0.1: at equal weights it reached 45 % shape accuracy held out,
+at 0.1 it reaches 90 % (colour 73 %, relearnt in the fine-tune in no time); ResNet50 reaches 80 %
+at equal weights (development machine, seed 0).
 
 AdamW with a one-cycle schedule, batch 128, channels-last memory (2x faster on the CPU for
 MobileNetV3). BatchNorm running statistics are recalibrated at the end (a cumulative average over
@@ -39,6 +42,9 @@ class BackboneConfig:
     mobilenet_v3_large_epochs: int = 3  # ~2 min (channels-last)
     resnet50_lr: float = 2e-3  # AdamW's peak learning rate (one-cycle)
     mobilenet_v3_large_lr: float = 1e-3
+    # the factor heads' loss weights (shape, colour, texture)
+    resnet50_factor_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mobilenet_v3_large_factor_weights: tuple[float, float, float] = (1.0, 0.1, 0.1)
     weight_decay: float = 0.05
     batch_size: int = 128
     recalibration_images: int = 4_000  # BatchNorm statistics re-estimated on these
@@ -54,14 +60,14 @@ def pretraining_set(n: int, rng: np.random.Generator):
     return images, {name: torch.as_tensor(factors[name]).long() for name in LABEL_FACTORS}
 
 
-def factor_loss(logits, labels: dict):
-    """Sum over factors of the cross-entropy of its slice of the 1,000 logits (``FACTOR_HEADS`` in order).
-    logits [B, 1000], labels {factor: [B]}."""
+def factor_loss(logits, labels: dict, weights: tuple[float, ...] = (1.0, 1.0, 1.0)):
+    """Weighted sum over factors of the cross-entropy of its slice of the 1,000 logits (``FACTOR_HEADS``
+    and ``weights`` in order). logits [B, 1000], labels {factor: [B]}."""
     import torch
 
     loss, start = 0.0, 0
-    for name, size in FACTOR_HEADS:
-        loss = loss + torch.nn.functional.cross_entropy(logits[:, start:start + size].float(), labels[name])
+    for (name, size), weight in zip(FACTOR_HEADS, weights, strict=True):
+        loss = loss + weight * torch.nn.functional.cross_entropy(logits[:, start:start + size].float(), labels[name])
         start += size
     return loss
 
@@ -107,7 +113,7 @@ def pretrain(name: str, config: BackboneConfig, train, test) -> tuple[dict, dict
     extra = {"zero_init_residual": True} if name == "resnet50" else {}
     model = getattr(torchvision.models, name)(weights=None, **extra).to(memory_format=torch.channels_last)
     images, labels = train
-    epochs, lr = getattr(config, f"{name}_epochs"), getattr(config, f"{name}_lr")
+    epochs, lr, weights = (getattr(config, f"{name}_{field}") for field in ("epochs", "lr", "factor_weights"))
     steps_per_epoch = len(images) // config.batch_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
@@ -119,7 +125,7 @@ def pretrain(name: str, config: BackboneConfig, train, test) -> tuple[dict, dict
         order = torch.randperm(len(images), generator=generator)[:steps_per_epoch * config.batch_size]
         for batch in tqdm(order.split(config.batch_size), desc=f"pretraining {name} {epoch + 1}/{epochs}", unit="batch"):
             x = images[batch].contiguous(memory_format=torch.channels_last)
-            loss = factor_loss(model(x), {k: v[batch] for k, v in labels.items()})
+            loss = factor_loss(model(x), {k: v[batch] for k, v in labels.items()}, weights)
             optimizer_step(loss, model.parameters(), optimizer, max_norm=None)
             schedule.step()
             losses.append(loss.item())
