@@ -13,6 +13,7 @@ import torch
 from pa5.checks import check_number
 
 from task3.models import Standardizer
+from task3.visualize import set_purities, top_sets
 from task3.universality import (SPECIFIC_BELOW, UNIVERSAL_ABOVE, cofire_proportion, code_correlation, concept_energy,
                                 dead_fraction, firing_counts, firing_entropy, hungarian_match, live_concepts,
                                 r2_global_mean, r2_variance_weighted)
@@ -139,28 +140,6 @@ def purity_labels(test_set) -> dict[str, torch.Tensor]:
     if hasattr(dataset, "factors"):
         return {name: torch.as_tensor(dataset.factors[name][:n]) for name in ("shape", "colour", "texture")}
     return {"fine label": torch.as_tensor(dataset.targets[:n]), "superclass": coarse_labels(dataset)[:n]}
-
-
-def top_sets(codes: torch.Tensor, concepts: list[int], k: int = 20) -> torch.Tensor:
-    """[G, k] each concept's top-activating inputs (task3.visualize.top_images: only where it fires),
-    padded with -1 where it fires on fewer than ``k``."""
-    from task3.visualize import top_images
-
-    out = torch.full((len(concepts), k), -1, dtype=torch.long)
-    for row, concept in enumerate(concepts):
-        top = top_images(codes, concept, k)
-        out[row, :len(top)] = top
-    return out
-
-
-def set_purities(top: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """[G] purity of each row's inputs (top [G, k], -1 = none) under labels ``values`` [N] (ints >= 0):
-    the share carrying the row's most common value (task3.visualize.set_purity); NaN for an empty row."""
-    present = top >= 0
-    picked = torch.where(present, values[top.clamp(min=0)], torch.zeros_like(top))
-    counts = torch.zeros(len(top), int(values.max()) + 1).scatter_add_(1, picked, present.float())
-    sizes = present.sum(1).float()
-    return torch.where(sizes > 0, counts.max(1).values / sizes.clamp(min=1), torch.full_like(sizes, float("nan")))
 
 
 def permutation_purities(top: torch.Tensor, values: torch.Tensor, permutations: int = 1000,

@@ -60,7 +60,8 @@ def top_image_grid(concepts: dict[str, list[int]], names: list[str], codes: list
                 axes[row, col].imshow(to_display_image(images[int(top[col])][0]).numpy())
         title = f"{kind} #{concept}, {name} (FE {number(entropy[concept].item())})"
         if len(top) == 0:
-            axes[row, 0].text(0, 0.5, f"never fires in {name}", fontsize=8, transform=axes[row, 0].transAxes)
+            note = axes[row, 0].text(0, 0.5, f"never fires in {name}", fontsize=8, transform=axes[row, 0].transAxes)
+            note.set_in_layout(False)  # it runs past its axes: tight_layout must not shrink every image for it
         axes[row, 0].set_title(title, fontsize=7, loc="left")
     fig.tight_layout()
     save_and_show(fig, path)

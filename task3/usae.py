@@ -239,22 +239,27 @@ def correlation_matrix(codes_a: torch.Tensor, codes_b: torch.Tensor) -> torch.Te
     return (a.T @ b).float()
 
 
-def align_by_code_correlation(saes: dict, features: dict[str, torch.Tensor]) -> tuple[dict, dict[str, float]]:
+def align_by_code_correlation(saes: dict, features: dict[str, torch.Tensor], rows: int = 10_000) -> tuple[dict, dict[str, float]]:
     """Renumber every SAE after the first so that its concepts follow the first one's: a one-to-one
-    matching (Hungarian algorithm) maximising the summed correlation of the codes over ``features``
-    (the train images). Returns ({model name: SAE or AlignedSAE}, {model name: mean correlation of the
-    matched live pairs})."""
+    matching (Hungarian algorithm) of the live concepts maximising the summed correlation of their
+    codes over the first ``rows`` rows of ``features`` (train images; a bound on memory: the full
+    profile's 8,192 concepts); concepts left unmatched (dead in either) pair up in index order.
+    Returns ({model name: SAE or AlignedSAE}, {model name: mean correlation of the matched pairs})."""
     from scipy.optimize import linear_sum_assignment
 
+    check_int("rows", rows, 2)
     names = list(saes)
-    reference = all_codes(saes[names[0]], features[names[0]])
+    reference = all_codes(saes[names[0]], features[names[0]][:rows])
     aligned, quality = {names[0]: saes[names[0]]}, {}
     for name in names[1:]:
-        codes = all_codes(saes[name], features[name])
-        correlation = correlation_matrix(reference, codes)
-        rows, columns = linear_sum_assignment(correlation.numpy(), maximize=True)
-        order = torch.as_tensor(columns)[torch.as_tensor(rows).argsort()]
+        codes = all_codes(saes[name], features[name][:rows])
+        live_reference, live_codes = (reference > 0).any(0).nonzero().flatten(), (codes > 0).any(0).nonzero().flatten()
+        correlation = correlation_matrix(reference[:, live_reference], codes[:, live_codes])
+        matched_rows, matched_columns = linear_sum_assignment(correlation.numpy(), maximize=True)
+        order = torch.full((reference.shape[1],), -1, dtype=torch.long)
+        order[live_reference[matched_rows]] = live_codes[matched_columns]
+        unused = sorted(set(range(len(order))) - set(order.tolist()))
+        order[order < 0] = torch.tensor(unused, dtype=torch.long)
         aligned[name] = place(AlignedSAE(saes[name], order), module_device(saes[name]))
-        both_live = (reference > 0).any(0)[rows] & (codes > 0).any(0)[columns]
-        quality[name] = correlation[rows, columns][both_live].mean().item()
+        quality[name] = correlation[matched_rows, matched_columns].mean().item()
     return aligned, quality

@@ -169,10 +169,25 @@ def purity(codes: torch.Tensor, labels: dict[str, torch.Tensor], concept: int, k
     """For each labelling (e.g. a generating factor): the share of the concept's top-activating inputs
     (:func:`top_images`: at most ``k``, only where it fires) that carry that labelling's most common
     value among them (1 = all the same value); NaN when the concept never fires."""
-    top = top_images(codes, concept, k)
-    return {name: set_purity(torch.as_tensor(values)[top]) for name, values in labels.items()}
+    top = top_sets(codes, [concept], k)
+    return {name: set_purities(top, torch.as_tensor(values).long())[0].item() for name, values in labels.items()}
 
 
-def set_purity(values: torch.Tensor) -> float:
-    """Share of ``values`` (non-negative ints) equal to their most common one; NaN for none."""
-    return values.bincount().max().item() / len(values) if len(values) else float("nan")
+def top_sets(codes: torch.Tensor, concepts: list[int], k: int = 20) -> torch.Tensor:
+    """[G, k] each concept's top-activating inputs (:func:`top_images`: only where it fires),
+    padded with -1 where it fires on fewer than ``k``."""
+    out = torch.full((len(concepts), k), -1, dtype=torch.long)
+    for row, concept in enumerate(concepts):
+        top = top_images(codes, concept, k)
+        out[row, :len(top)] = top
+    return out
+
+
+def set_purities(top: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """[G] purity of each row's inputs (top [G, k], -1 = none) under labels ``values`` [N] (ints >= 0):
+    the share carrying the row's most common value; NaN for an empty row."""
+    present = top >= 0
+    picked = torch.where(present, values[top.clamp(min=0)], torch.zeros_like(top))
+    counts = torch.zeros(len(top), int(values.max()) + 1).scatter_add_(1, picked, present.float())
+    sizes = present.sum(1).float()
+    return torch.where(sizes > 0, counts.max(1).values / sizes.clamp(min=1), torch.full_like(sizes, float("nan")))

@@ -85,13 +85,13 @@ def test_purity_chance_by_permutation_on_a_hand_case():
 
     values = torch.tensor([0, 0, 1, 1])
     top = torch.tensor([[0, 1], [2, -1]])  # a set of 2 images, and one of 1 (a concept that fires once)
-    assert analysis.set_purities(top, values).tolist() == [1.0, 1.0]
+    assert V.set_purities(top, values).tolist() == [1.0, 1.0]
     null = analysis.permutation_purities(top, values, permutations=6000, seed=0)
     # two images drawn without replacement from {0, 0, 1, 1} share their value with probability 1/3:
     # purity 1 then, 1/2 otherwise - chance 1/3 + 2/3 * 1/2 = 2/3, not 1/2 (= 1 / number of values)
     assert null[:, 0].mean().item() == pytest.approx(2 / 3, abs=0.02)
     assert (null[:, 1] == 1).all(), "one image is always pure: its chance level is 1"
-    empty = analysis.set_purities(torch.tensor([[-1, -1]]), values)
+    empty = V.set_purities(torch.tensor([[-1, -1]]), values)
     assert torch.isnan(empty).all(), "a concept that never fires has no purity"
 
 
