@@ -22,10 +22,14 @@ hub.load_hf_dataset("standin:mini_orca")
 t3 = time.perf_counter()
 hub.cifar100(train=True, ref="standin:cifar100"); hub.cifar100(train=False, ref="standin:cifar100")
 t4 = time.perf_counter()
+for network in ("resnet50", "mobilenet_v3_large"):
+    hub.imagenet_state_dict(f"standin:imagenet/{network}")
+t5 = time.perf_counter()
 print(f"| imports (torch, transformers, pa5) | {t1 - t0:.2f} |")
 print(f"| standin:smollm2 (tokenizer + model, sha256-verified) | {t2 - t1:.2f} |")
 print(f"| standin:mini_orca (datasets.load_dataset) | {t3 - t2:.2f} |")
 print(f"| standin:cifar100 (train + test, torchvision) | {t4 - t3:.2f} |")
+print(f"| standin:imagenet (both networks' state dicts, sha256-verified) | {t5 - t4:.2f} |")
 """
 
 

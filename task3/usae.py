@@ -137,7 +137,7 @@ def cross_r2(saes, features: dict[str, torch.Tensor]) -> dict[str, dict[str, flo
 
 
 def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], config: SAEConfig, seed: int = 0,
-               monitor_rows: int = 2000) -> list[dict]:
+               monitor_rows: int = 1000) -> list[dict]:
     """Train ``usae`` on ``features`` ({model name: [N, D_i]}, row n = image n in every model) with
     ``config.schedule``.
 
