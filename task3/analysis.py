@@ -279,7 +279,7 @@ def discussion(names: list[str], comparison: pd.DataFrame, purity: pd.DataFrame,
     return "\n".join([
         f"- Cross-model reconstruction ({' / '.join(f'{s}->{t}' for s, t in pairs)}, variance-weighted R2): "
         + "; ".join(f"{label} {cross(label)}" for label in comparison.index)
-        + f". The USAE ({usae_label}) {verdict}: the fair baseline, not the unaligned one, is what a shared "
+        + f". The {usae_label} {verdict}: the fair baseline, not the unaligned one, is what a shared "
         "dictionary has to beat.",
         f"- Share of live concepts that are universal (firing entropy > {UNIVERSAL_ABOVE}), 95 % bootstrap interval "
         f"over concepts, and the mean co-fire proportion: {share}. Firing entropy counts how often a concept "

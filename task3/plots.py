@@ -106,15 +106,16 @@ def schedules_figure(results: dict[str, dict], names: list[str], path: Path):
     save_and_show(fig, path)
 
 
-def _heatmap(ax, r2: dict, names: list[str], kind: str, title: str):
+def _heatmap(ax, r2: dict, names: list[str], kind: str, title: str, row_labels: bool = True):
     matrix = np.array([[r2[f"{s}->{t}"][kind] for t in names] for s in names])
     image = ax.imshow(matrix, vmin=-0.2, vmax=1, cmap="viridis")
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, number(value), ha="center", va="center", color="white" if value < 0.5 else "black")
     ax.set_xticks(range(len(names)), names, fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_yticks(range(len(names)), names if row_labels else [], fontsize=7)
     ax.set_xlabel("reconstructed", fontsize=7)
-    ax.set_ylabel("codes from", fontsize=7)
+    if row_labels:
+        ax.set_ylabel("codes from", fontsize=7)
     ax.set_title(title, fontsize=9)
     return image
 
@@ -123,7 +124,7 @@ def r2_matrices(results: dict[str, dict], names: list[str], path: Path, kind: st
     """Heatmaps of R^2 ``kind`` (rows: the model whose codes are used; columns: the model reconstructed),
     one per SAE family ({label: cross_r2 result})."""
     fig, axes = plt.subplots(1, len(results), figsize=(3.4 * len(results), 3.2), squeeze=False)
-    for ax, (label, r2) in zip(axes[0], results.items()):
-        image = _heatmap(ax, r2, names, kind, f"{label}")
+    for i, (ax, (label, r2)) in enumerate(zip(axes[0], results.items())):
+        image = _heatmap(ax, r2, names, kind, label, row_labels=i == 0)  # the panels share their rows
     fig.colorbar(image, ax=axes, shrink=0.8, label=f"R2 {kind}")
     save_and_show(fig, path)
