@@ -162,14 +162,17 @@ def load_tensors(path: Path, key: str) -> dict[str, torch.Tensor] | None:
 
 def cache_key(config: Task3Config, name: str, part: str, seed: int) -> str:
     """A short hash of everything that produced a cached file: ``part`` "checkpoint" (the network, its
-    starting weights, the data, image size, fine-tune settings, seed) or "features" (the same plus
+    starting weights, the data - a stand-in's with its ``PA5_STANDIN_SEED`` -, image size, fine-tune
+    settings, seed) or "features" (the same plus
     which images are read). The feature normalisation is applied after loading, so it is not in it."""
-    weights = config.weights_ref(name)
-    if weights is not None and weights.startswith(STANDIN_PREFIX):  # another stand-in seed is other weights
-        from pa5.standins import standin_seed
-        weights += f"@seed{standin_seed()}"
-    fields = {"model": name, "weights": weights or "random-init",
-              "dataset": config.dataset, "image_size": config.image_size, "finetune": dataclasses.asdict(config.finetune),
+    from pa5.standins import standin_seed
+
+    def seeded(ref: str | None) -> str | None:  # another stand-in seed is other weights, other images
+        return f"{ref}@seed{standin_seed()}" if ref is not None and ref.startswith(STANDIN_PREFIX) else ref
+
+    fields = {"model": name, "weights": seeded(config.weights_ref(name)) or "random-init",
+              "dataset": seeded(config.dataset), "image_size": config.image_size,
+              "finetune": dataclasses.asdict(config.finetune),
               "seed": seed, "format": 1}
     if part == "features":
         fields |= {"n_train_images": config.n_train_images, "n_test_images": config.n_test_images}

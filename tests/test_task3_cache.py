@@ -21,6 +21,15 @@ def test_another_profile_or_setting_never_reuses_a_cached_file():
     assert models.cache_key(more_images, "resnet50", "features", 0) != models.cache_key(tiny, "resnet50", "features", 0)
 
 
+def test_another_standin_seed_never_reuses_a_cached_file(monkeypatch):
+    tiny = task_profile("task3", "tiny")
+    keys = {part: models.cache_key(tiny.untrained(), "resnet50", part, 0) for part in ("checkpoint", "features")}
+    monkeypatch.setenv("PA5_STANDIN_SEED", "1")
+    for part, key in keys.items():
+        assert models.cache_key(tiny.untrained(), "resnet50", part, 0) != key, \
+            "even random-init networks read other images under another stand-in seed"
+
+
 def test_cache_files_are_atomic_keyed_and_rebuilt_when_corrupt(tmp_path):
     path = tmp_path / "cache" / "x.safetensors"
     tensors = {"train": torch.randn(3, 4), "accuracy": torch.tensor(0.5)}
