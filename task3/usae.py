@@ -241,9 +241,10 @@ def correlation_matrix(codes_a: torch.Tensor, codes_b: torch.Tensor) -> torch.Te
 
 def align_by_code_correlation(saes: dict, features: dict[str, torch.Tensor], rows: int = 10_000) -> tuple[dict, dict[str, float]]:
     """Renumber every SAE after the first so that its concepts follow the first one's: a one-to-one
-    matching (Hungarian algorithm) of the live concepts maximising the summed correlation of their
-    codes over the first ``rows`` rows of ``features`` (train images; a bound on memory: the full
-    profile's 8,192 concepts); concepts left unmatched (dead in either) pair up in index order.
+    matching (Hungarian algorithm) of the concepts whose code is not constant on the first ``rows``
+    rows of ``features`` (train images; a bound on memory: the full profile's 8,192 concepts) -
+    correlation is defined for them only, so this is "z > 0 somewhere", not the firing threshold -
+    maximising the summed correlation of their codes; the rest pair up in index order.
     Returns ({model name: SAE or AlignedSAE}, {model name: mean correlation of the matched pairs})."""
     from scipy.optimize import linear_sum_assignment
 
