@@ -109,23 +109,142 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
     ### END SOLUTION
 
 
+def min_p_filter(logits: torch.Tensor, min_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Min-p (Nguyen et al., 2024): keep the tokens whose probability is at least ``min_p`` times the
+    most likely token's, set the rest to -inf; the ``min_tokens_to_keep`` most likely always stay.
+
+    Identical to ``MinPLogitsWarper``: the threshold scales with the model's confidence, so a sure
+    step keeps one token and an open one keeps many. logits: [B, V].
+    """
+    check_number("min_p", min_p, 0, 1)
+    check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
+    ### BEGIN SOLUTION
+    probs = logits.softmax(dim=-1)
+    remove = probs < min_p * probs.amax(dim=-1, keepdim=True)
+    most_likely = torch.topk(probs, min(min_tokens_to_keep, probs.shape[-1]), dim=-1).indices
+    remove = remove.scatter(-1, most_likely, False)
+    return logits.masked_fill(remove, float("-inf"))
+    ### END SOLUTION
+
+
+def typical_filter(logits: torch.Tensor, mass: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Locally typical sampling (Meister et al., 2023): rank tokens by how close their surprisal
+    ``-log p`` is to the distribution's entropy H, keep the closest ones until their probability mass
+    reaches ``mass`` (the crossing token included, and every token as close as it), set the rest to -inf.
+
+    Identical to ``TypicalLogitsWarper`` (``generate(typical_p=mass)``). logits: [B, V].
+    """
+    check_number("mass", mass, 0, 1, low_open=True)
+    check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
+    ### BEGIN SOLUTION
+    log_probs = logits.log_softmax(dim=-1)
+    entropy = -(log_probs * log_probs.exp()).nansum(dim=-1, keepdim=True)  # nansum: -inf * 0 is no mass
+    distance, order = torch.sort((-log_probs - entropy).abs(), descending=False)
+    mass_so_far = logits.gather(-1, order).softmax(dim=-1).cumsum(dim=-1)
+    last_kept = (mass_so_far < mass).sum(dim=-1, keepdim=True).clamp(max=logits.shape[-1] - 1)
+    remove_sorted = distance > distance.gather(-1, last_kept)
+    remove_sorted[..., :min_tokens_to_keep] = False
+    return logits.masked_fill(remove_sorted.scatter(-1, order, remove_sorted), float("-inf"))
+    ### END SOLUTION
+
+
+# --------------------------------------------------------------------------- repetition controls
+
+
+def penalize_repetition(scores: torch.Tensor, sequences: torch.LongTensor, penalty: float,
+                        prompt_start: torch.LongTensor | None = None) -> torch.Tensor:
+    """CTRL's repetition penalty (Keskar et al., 2019), as ``RepetitionPenaltyLogitsProcessor``: every
+    token that already occurs in its row of ``sequences`` (prompt included) has its score divided by
+    ``penalty`` if positive, multiplied by it if negative - so ``penalty > 1`` always makes it less likely.
+
+    scores: [B, V] (logits, or log-probs in beam search); sequences: [B, t]; prompt_start: [B], the
+    first real position of each row - the left padding before it is no occurrence (generate's
+    ``prompt_ignore_length``). Returns new scores [B, V].
+    """
+    check_number("penalty", penalty, 0, low_open=True)
+    ### BEGIN SOLUTION
+    if prompt_start is not None:  # padding points at a spare column past the vocabulary, dropped below
+        padding = torch.arange(sequences.shape[1], device=sequences.device) < prompt_start[:, None]
+        sequences = sequences.masked_fill(padding, scores.shape[-1])
+    seen = torch.zeros(scores.shape[0], scores.shape[-1] + 1, dtype=torch.bool, device=scores.device)
+    seen = seen.scatter(1, sequences, True)[:, :-1]
+    penalized = torch.where(scores < 0, scores * penalty, scores / penalty)
+    return torch.where(seen, penalized, scores)
+    ### END SOLUTION
+
+
+def ban_repeated_ngrams(scores: torch.Tensor, sequences: torch.LongTensor, ngram_size: int) -> torch.Tensor:
+    """No n-gram twice (``NoRepeatNGramLogitsProcessor``): a token that would complete an n-gram
+    already present in its row of ``sequences`` (prompt and padding included, as generate does) gets
+    score -inf. Nothing is banned before a row holds ``ngram_size`` tokens.
+
+    scores: [B, V]; sequences: [B, t]; ngram_size >= 1. Returns new scores [B, V].
+    """
+    check_int("ngram_size", ngram_size, 1)
+    ### BEGIN SOLUTION
+    length = sequences.shape[1]
+    if length < ngram_size:
+        return scores
+    windows = sequences.unfold(dimension=1, size=ngram_size, step=1)  # [B, t - n + 1, n]: every n-gram
+    suffix = sequences[:, length - (ngram_size - 1):]  # the n - 1 tokens the next one would extend
+    repeats = (windows[..., :-1] == suffix[:, None]).all(dim=-1)  # n-grams that start with that suffix
+    banned = torch.zeros(scores.shape[0], scores.shape[-1] + 1, dtype=torch.bool, device=scores.device)
+    banned = banned.scatter(1, torch.where(repeats, windows[..., -1], scores.shape[-1]), True)[:, :-1]
+    return scores.masked_fill(banned, float("-inf"))
+    ### END SOLUTION
+
+
+def _check_repetition_controls(repetition_penalty, no_repeat_ngram_size) -> None:
+    if repetition_penalty is not None:
+        check_number("repetition_penalty", repetition_penalty, 0, low_open=True)
+    if no_repeat_ngram_size is not None:
+        check_int("no_repeat_ngram_size", no_repeat_ngram_size, 0)
+
+
+def _repetition_controls(scores: torch.Tensor, sequences: torch.LongTensor, prompt_start: torch.LongTensor,
+                         repetition_penalty: float | None, no_repeat_ngram_size: int | None) -> torch.Tensor:
+    """generate's logits processors, in its order: repetition penalty, then the n-gram ban. ``None``,
+    a penalty of 1 and an n-gram size of 0 switch them off (generate does not even build them)."""
+    if repetition_penalty is not None and repetition_penalty != 1.0:
+        scores = penalize_repetition(scores, sequences, repetition_penalty, prompt_start)
+    if no_repeat_ngram_size:
+        scores = ban_repeated_ngrams(scores, sequences, no_repeat_ngram_size)
+    return scores
+
+
 # --------------------------------------------------------------------------- greedy and sampling
 
 
+def _prompt_start(attention_mask: torch.Tensor) -> torch.LongTensor:
+    """[B]: each row's first real position (the length of its left padding)."""
+    return (attention_mask != 0).int().argmax(dim=1)
+
+
 @_inference
-def _one_token_at_a_time(model, input_ids, max_new_tokens, choose, eos_token_id, pad_token_id,
-                         attention_mask) -> torch.LongTensor:
-    """The loop greedy search and sampling share: ``choose`` maps logits [B, V] to tokens [B]."""
+def _one_token_at_a_time(model, input_ids, max_new_tokens, choose, eos_token_id, pad_token_id, attention_mask,
+                         repetition_penalty=None, no_repeat_ngram_size=None) -> torch.LongTensor:
+    """The loop greedy search and sampling share, one token per row per step until every row has
+    finished or ``max_new_tokens`` are generated.
+
+    Each step: the last position's logits [B, V] -> the repetition controls
+    (:func:`_repetition_controls`, on the sequences so far) -> ``choose`` -> tokens [B]. ``choose``
+    is called on every row, finished ones included (sampling then draws from the RNG exactly as
+    generate does); a finished row's token is then replaced by ``pad_token_id``. Shapes as in
+    :func:`greedy_search`.
+    """
     attention_mask, pad_token_id = _check_inputs(input_ids, max_new_tokens, attention_mask, eos_token_id,
                                                  pad_token_id)
+    _check_repetition_controls(repetition_penalty, no_repeat_ngram_size)
     ### BEGIN SOLUTION
     sequences = input_ids
     if max_new_tokens == 0:
         return sequences
+    prompt_start = _prompt_start(attention_mask)
     unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     logits, cache = _forward(model, input_ids, attention_mask, None)
     for step in range(max_new_tokens):
-        tokens = choose(logits)  # for every row, finished or not: sampling consumes the RNG as generate does
+        scores = _repetition_controls(logits, sequences, prompt_start, repetition_penalty, no_repeat_ngram_size)
+        tokens = choose(scores)  # for every row, finished or not: sampling consumes the RNG as generate does
         if eos_token_id is not None:
             tokens = torch.where(unfinished, tokens, pad_token_id)
             unfinished &= tokens != eos_token_id
@@ -138,34 +257,45 @@ def _one_token_at_a_time(model, input_ids, max_new_tokens, choose, eos_token_id,
     ### END SOLUTION
 
 
-def greedy_search(model, input_ids: torch.LongTensor, max_new_tokens: int, *, eos_token_id: int | None = None,
+def greedy_search(model, input_ids: torch.LongTensor, max_new_tokens: int, *, repetition_penalty: float | None = None,
+                  no_repeat_ngram_size: int | None = None, eos_token_id: int | None = None,
                   pad_token_id: int | None = None, attention_mask: torch.Tensor | None = None) -> torch.LongTensor:
     """The most likely next token at every step: ``generate(do_sample=False)``.
 
-    input_ids, attention_mask: [B, L] (left-padded). Returns [B, L + T], T <= max_new_tokens; after
-    its EOS a sequence is padded with ``pad_token_id`` (default: the EOS) until all have finished.
+    ``repetition_penalty`` (> 0, 1 = off) and ``no_repeat_ngram_size`` (0 = off) are generate's
+    repetition controls, applied to the logits before the argmax. input_ids, attention_mask: [B, L]
+    (left-padded). Returns [B, L + T], T <= max_new_tokens; after its EOS a sequence is padded with
+    ``pad_token_id`` (default: the EOS) until all have finished.
     """
     ### BEGIN SOLUTION
     return _one_token_at_a_time(model, input_ids, max_new_tokens, lambda logits: logits.argmax(dim=-1),
-                                eos_token_id, pad_token_id, attention_mask)
+                                eos_token_id, pad_token_id, attention_mask, repetition_penalty, no_repeat_ngram_size)
     ### END SOLUTION
 
 
 def sample(model, input_ids: torch.LongTensor, max_new_tokens: int, *, temperature: float = 1.0,
-           top_k: int | None = None, top_p: float | None = None, eos_token_id: int | None = None,
+           top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
+           typical_p: float | None = None, repetition_penalty: float | None = None,
+           no_repeat_ngram_size: int | None = None, eos_token_id: int | None = None,
            pad_token_id: int | None = None, attention_mask: torch.Tensor | None = None) -> torch.LongTensor:
-    """Ancestral sampling from softmax(logits / temperature), optionally restricted to the top-k
-    and / or the top-p nucleus: ``generate(do_sample=True, temperature, top_k, top_p)``.
+    """Ancestral sampling from softmax(logits / temperature), optionally restricted by top-k, top-p,
+    min-p and typical filters: ``generate(do_sample=True, temperature, top_k, top_p, min_p, typical_p,
+    repetition_penalty, no_repeat_ngram_size)``.
 
-    The order is generate's: temperature -> top-k -> top-p -> ``multinomial(softmax)``. ``top_k``
-    None or 0 and ``top_p`` None or 1 switch those filters off. Same ``torch.manual_seed`` -> same
-    tokens as generate. Shapes as in :func:`greedy_search`.
+    The order is generate's: repetition penalty -> n-gram ban -> temperature -> top-k -> top-p ->
+    min-p -> typical -> ``multinomial(softmax)``. ``top_k`` None or 0, ``top_p`` / ``typical_p`` None
+    or 1, ``min_p`` None switch those filters off. Same ``torch.manual_seed`` -> same tokens as
+    generate. Shapes as in :func:`greedy_search`.
     """
     check_number("temperature", temperature, 0, low_open=True)
     if top_k is not None:
         check_int("top_k", top_k, 0)
     if top_p is not None:
         check_number("top_p", top_p, 0, 1, low_open=True)
+    if min_p is not None:
+        check_number("min_p", min_p, 0, 1)
+    if typical_p is not None:
+        check_number("typical_p", typical_p, 0, 1, low_open=True)
 
     ### BEGIN SOLUTION
     def choose(logits: torch.Tensor) -> torch.Tensor:
@@ -175,10 +305,14 @@ def sample(model, input_ids: torch.LongTensor, max_new_tokens: int, *, temperatu
             logits = top_k_filter(logits, top_k)
         if top_p is not None and top_p < 1.0:
             logits = top_p_filter(logits, top_p)
+        if min_p is not None:
+            logits = min_p_filter(logits, min_p)
+        if typical_p is not None and typical_p < 1.0:
+            logits = typical_filter(logits, typical_p)
         return torch.multinomial(logits.softmax(dim=-1), num_samples=1).squeeze(1)
 
     return _one_token_at_a_time(model, input_ids, max_new_tokens, choose, eos_token_id, pad_token_id,
-                                attention_mask)
+                                attention_mask, repetition_penalty, no_repeat_ngram_size)
     ### END SOLUTION
 
 
@@ -193,6 +327,7 @@ def _gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 @_inference
 def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_tokens: int, *,
                 length_penalty: float = 1.0, early_stopping: bool | str = False, num_return_sequences: int = 1,
+                repetition_penalty: float | None = None, no_repeat_ngram_size: int | None = None,
                 eos_token_id: int | None = None, pad_token_id: int | None = None,
                 attention_mask: torch.Tensor | None = None) -> tuple[torch.LongTensor, torch.FloatTensor]:
     """Beam search exactly as ``generate(num_beams, length_penalty, early_stopping, num_return_sequences)``.
@@ -204,6 +339,8 @@ def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_toke
     ``early_stopping``: True stops once ``num_beams`` hypotheses are finished; False stops when the
     best running beam, scored at its current length, cannot beat the worst finished one; "never"
     assumes (for a positive length penalty) it could still grow to the maximum length.
+    ``repetition_penalty`` and ``no_repeat_ngram_size`` act on each beam's log-probabilities (after
+    the log-softmax, as in generate), with that beam's own sequence.
 
     Returns sequences [B * num_return_sequences, L + T] (best first per prompt) and their scores
     [B * num_return_sequences].
@@ -215,6 +352,7 @@ def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_toke
     if not (early_stopping is True or early_stopping is False or early_stopping == "never"):
         raise ValueError(f"early_stopping must be False, True or 'never', got {early_stopping!r}")
     check_number("length_penalty", length_penalty)
+    _check_repetition_controls(repetition_penalty, no_repeat_ngram_size)
     batch, prompt_len = input_ids.shape
     if max_new_tokens == 0:
         return (input_ids.repeat_interleave(num_return_sequences, dim=0),
@@ -238,9 +376,11 @@ def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_toke
     may_improve = torch.ones(batch, 1, dtype=torch.bool, device=device)
 
     attention_mask = attention_mask.repeat_interleave(n, dim=0)
+    prompt_start = _prompt_start(attention_mask)
     logits, cache = _forward(model, input_ids.repeat_interleave(n, dim=0), attention_mask, None)
     for cur_len in range(prompt_len, max_length):
-        log_probs = logits.log_softmax(dim=-1)  # [B * n, V]
+        log_probs = _repetition_controls(logits.log_softmax(dim=-1), running[:, :, :cur_len].reshape(batch * n, cur_len),
+                                         prompt_start, repetition_penalty, no_repeat_ngram_size)  # [B * n, V]
         vocab = log_probs.shape[-1]
         totals = (log_probs.view(batch, n, vocab) + running_scores[:, :, None]).view(batch, n * vocab)
         cand_scores, flat = torch.topk(totals, n_candidates)  # [B, 2n], best first

@@ -4,9 +4,12 @@ import itertools
 import pytest
 import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
-from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+from transformers.generation.logits_process import (MinPLogitsWarper, NoRepeatNGramLogitsProcessor,
+                                                    RepetitionPenaltyLogitsProcessor, TopKLogitsWarper,
+                                                    TopPLogitsWarper, TypicalLogitsWarper)
 
-from task1.decoding import beam_search, greedy_search, sample, top_k_filter, top_p_filter
+from task1.decoding import (ban_repeated_ngrams, beam_search, greedy_search, min_p_filter, penalize_repetition,
+                            sample, top_k_filter, top_p_filter, typical_filter)
 
 PAD = 0
 MAX_NEW = 10
@@ -168,6 +171,127 @@ def test_top_p_filter_keeps_the_token_that_crosses_p():
     assert torch.isfinite(top_p_filter(probs.log(), 0.5)).sum() == 1
 
 
+# --------------------------------------------------------------------------- min-p, typical, repetition controls
+
+
+def _random_logits(trial: int) -> torch.Tensor:
+    """[4, 30]: integer logits (ties) or spread-out ones, sometimes with -inf from an earlier filter."""
+    logits = torch.randint(-4, 5, (4, 30)).float() if trial % 2 else torch.randn(4, 30) * 3
+    if trial % 3 == 0:
+        logits[:, :5] = float("-inf")
+    return logits
+
+
+@pytest.mark.points(1.5)
+def test_min_p_and_typical_filters_match_hf_warpers():
+    torch.manual_seed(0)
+    for trial in range(150):
+        logits, keep = _random_logits(trial), 1 + trial % 3
+        for min_p in (0.0, 0.05, 0.3, 1.0):
+            expected = MinPLogitsWarper(min_p, min_tokens_to_keep=keep)(None, logits.clone())
+            assert torch.equal(min_p_filter(logits, min_p, keep), expected), (
+                f"min-p (min_p={min_p}, min_keep={keep}): remove tokens with probability < min_p * the top "
+                "probability, then keep the min_keep most likely (torch.topk on the probabilities)")
+        for mass in (0.1, 0.5, 0.9, 0.99):
+            expected = TypicalLogitsWarper(mass, min_tokens_to_keep=keep)(None, logits.clone())
+            assert torch.equal(typical_filter(logits, mass, keep), expected), (
+                f"typical (mass={mass}, min_keep={keep}): sort by |-log p - H| ascending, keep up to the first "
+                "token where the cumulative mass reaches `mass`, plus every token exactly as close to H")
+
+
+@pytest.mark.points(1)
+def test_min_p_and_typical_hand_cases():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    assert torch.isfinite(min_p_filter(probs.log(), 0.4)).tolist() == [[True, True, False, False]], (
+        "min_p 0.4 of a top probability 0.5 is a threshold of 0.2: 0.5 and 0.3 stay")
+    assert torch.isfinite(min_p_filter(probs.log(), 1.0)).sum() == 1, "min_p = 1 keeps only the most likely token"
+    # H = 1.142 nats; surprisals 0.69, 1.20, 1.90, 3.00: the 0.3 token is the most typical, then the 0.5 one
+    kept = torch.isfinite(typical_filter(probs.log(), 0.2))
+    assert kept.tolist() == [[False, True, False, False]], (
+        "typical keeps the token whose surprisal -log p is closest to the entropy first (here the 0.3 token, "
+        "not the most likely one)")
+    assert torch.isfinite(typical_filter(probs.log(), 0.6)).tolist() == [[True, True, False, False]]
+
+
+@pytest.mark.points(1.5)
+def test_repetition_controls_match_hf_processors():
+    torch.manual_seed(0)
+    for trial in range(100):
+        sequences = torch.randint(0, 6 if trial % 2 else 30, (4, 3 + trial % 9))
+        scores = torch.randn(4, 30) * 3
+        start = torch.randint(0, sequences.shape[1], (4,))
+        penalty = (0.5, 1.3, 2.0)[trial % 3]
+        expected = RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=start)(sequences, scores.clone())
+        assert torch.equal(penalize_repetition(scores, sequences, penalty, start), expected), (
+            f"repetition penalty {penalty}: tokens present in the row (positions from prompt_start on) are divided "
+            "by the penalty if their score is positive, multiplied by it if negative; the others are unchanged")
+        for n in (1, 2, 3, 4):
+            expected = NoRepeatNGramLogitsProcessor(n)(sequences, scores.clone())
+            assert torch.equal(ban_repeated_ngrams(scores, sequences, n), expected), (
+                f"no-repeat {n}-grams: ban (-inf) every token that follows an earlier occurrence of the row's last "
+                f"{n - 1} tokens; nothing is banned while the row is shorter than {n}")
+
+
+@pytest.mark.points(1)
+def test_repetition_controls_hand_cases():
+    scores = torch.tensor([[2.0, -2.0, 1.0, -1.0]])
+    seen = torch.tensor([[0, 1, 1]])
+    assert penalize_repetition(scores, seen, 2.0).tolist() == [[1.0, -4.0, 1.0, -1.0]], (
+        "a seen token with a positive score is divided by the penalty, a negative one multiplied by it")
+    assert penalize_repetition(scores, seen, 2.0, torch.tensor([2])).tolist() == [[2.0, -4.0, 1.0, -1.0]], (
+        "positions before prompt_start are left padding: token 0 there is no occurrence")
+    banned = ban_repeated_ngrams(torch.zeros(1, 4), torch.tensor([[1, 2, 3, 1, 2]]), 3)
+    assert torch.isinf(banned).tolist() == [[False, False, False, True]], (
+        "the row ends with (1, 2), and (1, 2, 3) occurred: token 3 is banned, nothing else")
+    assert not torch.isinf(ban_repeated_ngrams(torch.zeros(1, 4), torch.tensor([[1, 2]]), 3)).any()
+
+
+CONTROLS = [{"repetition_penalty": rp, "no_repeat_ngram_size": n}
+            for rp, n in itertools.product([None, 1.3, 0.7], [None, 1, 2, 3])][1:]
+
+
+@pytest.mark.points(0.25)
+@pytest.mark.parametrize("controls", CONTROLS)
+def test_greedy_and_beam_with_repetition_controls_match_generate(model, prompts, eos, controls):
+    hf = {k: v for k, v in controls.items() if v is not None}
+    for name, ids, mask in _cases(prompts):
+        expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False,
+                                  eos_token_id=eos, pad_token_id=PAD, **hf)
+        got = greedy_search(model, ids, MAX_NEW, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask, **controls)
+        assert torch.equal(got, expected), (
+            f"greedy {controls}, {name}: tokens differ - apply the repetition penalty, then the n-gram ban, to the "
+            "raw logits before the argmax, on the whole sequence so far (prompt included, left padding not)")
+        expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False, num_beams=3,
+                                  eos_token_id=eos, pad_token_id=PAD, output_scores=True, return_dict_in_generate=True,
+                                  **hf)
+        sequences, scores = beam_search(model, ids, 3, MAX_NEW, eos_token_id=eos, pad_token_id=PAD,
+                                        attention_mask=mask, **controls)
+        assert torch.equal(sequences, expected.sequences), (
+            f"beam {controls}, {name}: beams differ - in beam search the controls act on each beam's log-probs "
+            "(after log_softmax), with that beam's own running sequence")
+        torch.testing.assert_close(scores, expected.sequences_scores, atol=1e-4, rtol=0)
+
+
+@pytest.mark.points(0.25)
+@pytest.mark.parametrize("options", [
+    {"min_p": 0.1}, {"min_p": 0.3, "temperature": 1.5}, {"min_p": 0.05, "top_k": 5, "top_p": 0.9},
+    {"typical_p": 0.9}, {"typical_p": 0.5, "temperature": 0.8, "top_k": 10},
+    {"typical_p": 0.7, "min_p": 0.05, "temperature": 1.2}, {"repetition_penalty": 1.3, "temperature": 0.7},
+    {"no_repeat_ngram_size": 2, "top_p": 0.8}, {"repetition_penalty": 0.8, "no_repeat_ngram_size": 3, "min_p": 0.1},
+])
+def test_sampling_with_min_p_typical_and_repetition_controls_matches_generate(model, prompts, eos, options):
+    hf = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, **options}
+    for (name, ids, mask), seed in itertools.product(_cases(prompts), [0, 1]):
+        torch.manual_seed(seed)
+        expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=True,
+                                  eos_token_id=eos, pad_token_id=PAD, **hf)
+        torch.manual_seed(seed)
+        got = sample(model, ids, MAX_NEW, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask, **options)
+        assert torch.equal(got, expected), (
+            f"{options}, {name}, seed {seed}: samples differ - generate's order is repetition penalty -> n-gram ban "
+            "-> temperature -> top-k -> top-p -> min-p -> typical -> multinomial(softmax)")
+
+
 @pytest.mark.parametrize("call, argument", [
     (lambda m, ids: greedy_search(m, ids, -1), "max_new_tokens"),
     (lambda m, ids: sample(m, ids, -3), "max_new_tokens"),
@@ -193,6 +317,20 @@ def test_top_p_filter_keeps_the_token_that_crosses_p():
     (lambda m, ids: sample(m, ids, 5, temperature=float("inf")), "temperature"),
     (lambda m, ids: beam_search(m, ids, 2, 5, length_penalty="long"), "length_penalty"),
     (lambda m, ids: beam_search(m, ids, 2, 5, length_penalty=float("nan")), "length_penalty"),
+    (lambda m, ids: greedy_search(m, ids, 5, repetition_penalty=-1.2), "repetition_penalty"),
+    (lambda m, ids: sample(m, ids, 5, repetition_penalty=0.0), "repetition_penalty"),
+    (lambda m, ids: beam_search(m, ids, 2, 5, repetition_penalty=float("inf")), "repetition_penalty"),
+    (lambda m, ids: greedy_search(m, ids, 5, no_repeat_ngram_size=2.5), "no_repeat_ngram_size"),
+    (lambda m, ids: beam_search(m, ids, 2, 5, no_repeat_ngram_size=-1), "no_repeat_ngram_size"),
+    (lambda m, ids: sample(m, ids, 5, no_repeat_ngram_size=True), "no_repeat_ngram_size"),
+    (lambda m, ids: sample(m, ids, 5, min_p=1.5), "min_p"),
+    (lambda m, ids: sample(m, ids, 5, min_p=-0.1), "min_p"),
+    (lambda m, ids: sample(m, ids, 5, typical_p=0.0), "typical_p"),
+    (lambda m, ids: sample(m, ids, 5, typical_p=1.2), "typical_p"),
+    (lambda m, ids: min_p_filter(torch.zeros(1, 5), float("nan")), "min_p"),
+    (lambda m, ids: typical_filter(torch.zeros(1, 5), 0.0), "mass"),
+    (lambda m, ids: penalize_repetition(torch.zeros(1, 5), ids, -1.0), "penalty"),
+    (lambda m, ids: ban_repeated_ngrams(torch.zeros(1, 5), ids, 0), "ngram_size"),
 ])
 def test_bad_input_is_a_value_error_naming_the_argument(model, prompts, call, argument):
     ids, _ = prompts
