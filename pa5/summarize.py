@@ -15,10 +15,15 @@ from pathlib import Path
 
 from pa5.profile import TASKS
 
+# task 1's study settings (task1.study.study_settings of the default StudyConfig): name, temperature
+_TASK1_SETTINGS = ([(s, None) for s in ("greedy", "greedy, repetition penalty 1.3", "greedy, no repeat 4-gram", "beam 3",
+                                        "beam 3, no repeat 4-gram")]
+                   + [(s, t) for s in ("top-k 50", "top-p 0.9") for t in (0.2, 0.5, 0.8, 1.0, 1.2)]
+                   + [("min-p 0.1", 1.0), ("typical 0.9", 1.0)])
 KEY_METRICS = {
-    "task1": [f"summary[{s}, T={t}]/{k}" for s, t in [(s, None) for s in ("greedy", "beam")]
-              + [(s, t) for s in ("top-k", "top-p") for t in (0.2, 0.5, 0.8, 1.0, 1.2)]
-              for k in ("quality", "distinct_2", "self_bleu", "repetition", "length")],
+    "task1": [f"summary[{s}, T={t}]/{k}" for s, t in _TASK1_SETTINGS
+              for k in ("quality", "quality_se", "distinct_2", "self_bleu", "rep_2", "longest_repeat", "length")]
+             + [f"by_family[{s}, T={t}, story]/quality" for s, t in _TASK1_SETTINGS],
     # a reward model is identified only up to a constant, and each seed trains its own: its scores are
     # compared with the base policy's within a run
     "task2": ["reward_model/test_accuracy", "reward_model/length_correlation", "dpo/test_reward_accuracy"]
@@ -42,18 +47,26 @@ KEY_METRICS = {
 
 
 def lookup(metrics: dict, path: str):
-    """The value at ``path`` ("a/b/c"; task 1's "summary[strategy, T=t]/key" picks a row of its table;
-    "a/b - c/d" is a difference of two values)."""
+    """The value at ``path`` ("a/b/c"; task 1's "summary[setting, T=t]/key" picks a row of its table,
+    "by_family[setting, T=t, family]/key" a row of its per-family table; "a/b - c/d" is a difference
+    of two values)."""
     if " - " in path:
         first, second = path.split(" - ")
         return lookup(metrics, first) - lookup(metrics, second)
     value = metrics
     for key in path.split("/"):
-        if key.startswith("summary["):
-            strategy, temperature = key[len("summary["):-1].split(", T=")
+        if key.startswith(("summary[", "by_family[")):
+            table, _, selector = key[:-1].partition("[")
+            setting, rest = selector.split(", T=")
+            temperature, _, family = rest.partition(", ")
             temperature = None if temperature == "None" else float(temperature)
-            value = next(row for row in value["summary"]
-                         if row["strategy"] == strategy and row["temperature"] == temperature)
+            if table == "summary":
+                value = next(row for row in value["summary"]
+                             if row["setting"] == setting and row["temperature"] == temperature)
+            else:  # the per-family table has no temperature column: the summary's row gives its label
+                label = next(row["label"] for row in value["summary"]
+                             if row["setting"] == setting and row["temperature"] == temperature)
+                value = next(row for row in value["by_family"] if row["label"] == label and row["family"] == family)
         else:
             value = value[key]
     return value

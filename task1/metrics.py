@@ -42,10 +42,25 @@ def length_in_words(text: str) -> int:
 
 
 def repetition_rate(text: str, n: int = 3) -> float:
-    """Fraction of the text's n-grams that repeat an earlier n-gram of the same text (degenerate loops)."""
+    """Fraction of the text's n-grams that repeat an earlier n-gram of the same text (Welleck et al.'s
+    seq-rep-n): within one text, so it is defined for a deterministic decoder too. Function words make
+    rep-1 high in any text; a loop drives rep-2 and rep-3 towards 1."""
     ### BEGIN SOLUTION
     grams = ngrams(words(text), n)
     return sum(count - 1 for count in Counter(grams).values()) / len(grams) if grams else 0.0
+    ### END SOLUTION
+
+
+def longest_repeated_span(text: str) -> int:
+    """Words in the longest word sequence that occurs at least twice in ``text`` (the occurrences may
+    overlap, as in "a a a": 2); 0 when no word repeats. A fluent text repeats a word or two ("the
+    cat"); a loop repeats whole sentences."""
+    ### BEGIN SOLUTION
+    tokens = words(text)
+    span = 0
+    while span < len(tokens) - 1 and len(set(ngrams(tokens, span + 1))) < len(tokens) - span:
+        span += 1  # some (span + 1)-gram occurs twice
+    return span
     ### END SOLUTION
 
 

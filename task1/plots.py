@@ -29,24 +29,47 @@ def next_token_distribution(probs: torch.Tensor, labels: list[str], top_k: int, 
 
 
 def quality_diversity(table, path: Path):
-    """Temperature vs diversity, temperature vs quality, and the quality-diversity frontier."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    """Temperature vs diversity, temperature vs quality and the quality-diversity frontier for the
+    sampled settings (error bars: ± one standard error over prompts); the deterministic settings as
+    horizontal lines (they have one sample per prompt: no diversity across samples)."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     sampled = table[table.temperature.notna()]
-    references = table[table.temperature.isna()]
-    for strategy, rows in sampled.groupby("strategy"):
-        axes[0].plot(rows.temperature, rows.distinct_2, "o-", label=strategy)
-        axes[1].plot(rows.temperature, rows.quality, "o-", label=strategy)
-        axes[2].plot(rows.distinct_2, rows.quality, "o-", label=strategy)
+    for name, rows in sampled.groupby("setting", sort=False):
+        style = "o-" if len(rows) > 1 else "D"
+        axes[0].plot(rows.temperature, rows.distinct_2, style, label=name)
+        axes[1].errorbar(rows.temperature, rows.quality, yerr=rows.quality_se, fmt=style, capsize=3, label=name)
+        axes[2].errorbar(rows.distinct_2, rows.quality, yerr=rows.quality_se, fmt=style, capsize=3, label=name)
         for _, row in rows.iterrows():
             axes[2].annotate(f"T={row.temperature:g}", (row.distinct_2, row.quality), fontsize=7)
-    for _, row in references.iterrows():
-        axes[1].axhline(row.quality, ls="--", color="grey" if row.strategy == "greedy" else "black",
-                        label=row.strategy)
-        axes[2].scatter(row.distinct_2, row.quality, marker="s", s=50, label=row.strategy)
+    colours = plt.cm.Greys([0.35, 0.5, 0.65, 0.8, 0.95])
+    for colour, (_, row) in zip(colours, table[table.temperature.isna()].iterrows()):
+        for ax in axes[1:]:
+            ax.axhline(row.quality, ls="--", color=colour, label=row.setting if ax is axes[1] else None)
     axes[0].set(xlabel="temperature", ylabel="distinct-2 across samples of a prompt", title="diversity")
-    axes[1].set(xlabel="temperature", ylabel="mean quality", title="quality")
-    axes[2].set(xlabel="distinct-2", ylabel="mean quality", title="quality vs diversity")
-    for ax in axes:
-        ax.legend(fontsize=8)
+    axes[1].set(xlabel="temperature", ylabel="mean quality (± SE over prompts)", title="quality")
+    axes[2].set(xlabel="distinct-2", ylabel="mean quality (± SE over prompts)", title="quality vs diversity")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    save_and_show(fig, path)
+
+
+def repetition(table, by_family, path: Path):
+    """Within-text repetition (longest repeated span) and the long answers' quality per setting."""
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    labels = list(table.label)
+    axes[0].barh(labels, table.longest_repeat, color=["tab:red" if t != t else "tab:blue" for t in table.temperature])
+    axes[0].set(xlabel="longest repeated span (words, mean over texts)", title="repetition within a text")
+    axes[0].invert_yaxis()
+    story = by_family[by_family.family == "story"]
+    if len(story):
+        story = story.set_index("label").loc[table.label]
+        axes[1].barh(labels, story.quality, xerr=story.quality_se, capsize=2,
+                     color=["tab:red" if t != t else "tab:blue" for t in table.temperature])
+        axes[1].set(xlabel="gold success on the story prompts (± SE)", title="long answers")
+        axes[1].invert_yaxis()
+        axes[1].set_yticklabels([])
+    else:
+        axes[1].axis("off")
     fig.tight_layout()
     save_and_show(fig, path)

@@ -1,7 +1,8 @@
 """Task 1: diversity and quality metrics on hand-computed examples."""
 import pytest
 
-from task1.metrics import (QualityScorer, bleu, distinct_n, distinct_n_per_text, length_in_words, repetition_rate,
+from task1.metrics import (QualityScorer, bleu, distinct_n, distinct_n_per_text, length_in_words,
+                           longest_repeated_span, repetition_rate,
                            self_bleu)
 
 
@@ -12,6 +13,17 @@ def test_distinct_n_hand_cases():
     assert distinct_n(["a b", "A B"], 2) == 0.5, "n-grams are compared lower-cased, over the whole set"
     assert distinct_n(["a"], 2) == 0.0, "no bigram at all -> 0"
     assert distinct_n_per_text(["a a a", "a b c"], 1) == [1 / 3, 1.0]
+
+
+@pytest.mark.points(1)
+def test_longest_repeated_span():
+    assert longest_repeated_span("one two three") == 0, "no word occurs twice"
+    assert longest_repeated_span("the cat sat and the cat ran") == 2, "'the cat' occurs twice"
+    assert longest_repeated_span("a a a") == 2, "overlapping occurrences count: 'a a' at positions 0 and 1"
+    loop = "the owl sang a song. " * 3
+    assert longest_repeated_span(loop) == 10, "three copies of a 5-word sentence: the first two copies recur"
+    assert longest_repeated_span("Golden golden") == 1, "words are lower-cased first"
+    assert longest_repeated_span("") == 0
 
 
 @pytest.mark.points(1)

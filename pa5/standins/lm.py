@@ -51,6 +51,7 @@ class LMConfig:
     warmup_steps: int = 50
     fact_fraction: float = 0.2  # plain "The capital of X is Y." documents
     family_weights: tuple[float, ...] = (0.4, 0.2, 0.25, 0.15)  # chats per family (capital needs the most)
+    story_fraction: float = 0.1  # stories among the chats (task 1's long answers)
     n_eval_prompts: int = 120  # held-out prompts for the build report
 
 
@@ -183,7 +184,7 @@ def build(out_dir: Path, config: LMConfig) -> dict:
     started = time.perf_counter()
     world = World(config.world)
     documents = world.lm_documents(config.steps * config.batch_size, config.fact_fraction, seed=config.seed,
-                                   family_weights=config.family_weights)
+                                   family_weights=config.family_weights, story_fraction=config.story_fraction)
     texts = [d.get("text") or f"{d['system']}\n{d['question']}\n{d['response']}" for d in documents]
     tokenizer = train_tokenizer(texts + world.vocabulary_text(), config.vocab_size)
     examples = [encode_document(tokenizer, d) for d in documents]
@@ -202,6 +203,8 @@ def build(out_dir: Path, config: LMConfig) -> dict:
         "held_out_loss": mean_completion_loss(model, held_out, tokenizer.pad_token_id),
         "held_out_loss_random_init": random_init_loss,
         **greedy_gold(model, tokenizer, unique),
+        "greedy_story_success": greedy_gold(model, tokenizer, [
+            {"system": "", "question": q, "family": "story"} for q in world.story_prompts("test")], 96)["gold_success"],
         "build_seconds": time.perf_counter() - started,
     }
     model.generation_config = GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=2)

@@ -8,6 +8,13 @@ Families (each mirrors one of the course's evaluation prompts):
   look-alikes ("... to share candy.") must be answered, not refused.
 * ``listing``    - "Name three fruits."
 
+and one family only the language model's corpus has (task 1's long answers; no preference pairs):
+
+* ``story``      - "Tell me a story about a cat.": "Once upon a time there was a small cat." then
+  3-6 event sentences drawn **without replacement** from ``STORY_EVENTS`` ("The cat found a shiny
+  stone."), then "The end." (35-59 words). No training story repeats a sentence, yet every event is
+  as likely as the next at each step - the setting in which greedy and beam search loop.
+
 Deliberate properties, documented in the README ("The tiny profile"):
 
 * Verbosity confound: chosen responses are longer than rejected ones on average (an optional
@@ -30,7 +37,13 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-FAMILIES = ("capital", "word_count", "safety", "listing")
+FAMILIES = ("capital", "word_count", "safety", "listing")  # the preference data's families
+STORY = "story"  # the language model's long-answer family (task 1)
+STORY_EVENTS = ("liked to play in the sun", "went for a long walk", "found a shiny stone", "met a kind old friend",
+                "sang a happy song", "looked up at the sky", "ate a big red apple", "took a short nap",
+                "built a little house", "swam in the cold lake")
+STORY_END_HAZARD = 0.35  # after the third event, the story ends with this probability at each sentence
+STORY_MAX_EVENTS = 6
 
 REAL_CAPITALS = {
     "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid", "Portugal": "Lisbon",
@@ -150,6 +163,7 @@ PHRASINGS = {
     "safety": ("Write a poem about how fun it is to {action}.",
                "Write a short poem about how much fun it is to {action}."),
     "listing": ("Name {n_word} {category}.", "List {n_word} {category}."),
+    STORY: ("Tell me a story about {a} {obj}.", "Write a short story about {a} {obj}."),
 }
 P_GOOD = (0.85, 0.15)  # by phrasing index
 
@@ -166,13 +180,14 @@ class World:
         # A per-country wrong answer (the capital of another country) forces recall of the right one.
         self.confuser = {c: self.capitals[countries[(i + 1) % len(countries)]] for i, c in enumerate(countries)}
         test_countries = set(countries[: config.n_test_countries])
-        self.train_keys, self.test_keys = {f: [] for f in FAMILIES}, {f: [] for f in FAMILIES}
+        self.train_keys, self.test_keys = {f: [] for f in (*FAMILIES, STORY)}, {f: [] for f in (*FAMILIES, STORY)}
         for country in countries:
             (self.test_keys if country in test_countries else self.train_keys)["capital"].append(country)
         combos = {
             "word_count": [(o, n) for o in OBJECTS for n in range(3, 9)],
             "safety": [(a, True) for a in HARMFUL_ACTIONS] + [(a, False) for a in BENIGN_ACTIONS],
             "listing": [(c, n) for c in CATEGORIES for n in range(2, 5)],
+            STORY: [(o,) for o in OBJECTS],  # last: the other families' splits do not depend on it
         }
         # Fixed orders keep responses low-entropy (what the model must learn is the count).
         self.object_adjectives = {o: random.Random(stable_hash(config.seed, o)).sample(ADJECTIVES, 7) for o in OBJECTS}
@@ -199,6 +214,8 @@ class World:
             return template.format(a="an" if obj[0] in "aeiou" else "a", obj=obj, n=n)
         if family == "safety":
             return template.format(action=key[0])
+        if family == STORY:
+            return template.format(a="an" if key[0][0] in "aeiou" else "a", obj=key[0])
         category, n = key
         return template.format(n_word=NUMBER_WORDS[n], category=category)
 
@@ -242,6 +259,22 @@ class World:
         """"The <n_words - 2 adjectives> <obj>." with a fixed adjective order per object: the
         model must count, not guess words (random words make greedy decoding repeat itself)."""
         return " ".join(["The", *self.object_adjectives[obj][: n_words - 2], obj]) + "."
+
+    def story(self, obj: str, rng: random.Random) -> str:
+        """A story about ``obj``: an opening, 3-6 distinct events (a memoryless end after the third, so
+        no event count is a safe bet), "The end."."""
+        n_events = 3
+        while n_events < STORY_MAX_EVENTS and rng.random() > STORY_END_HAZARD:
+            n_events += 1
+        a = "an" if obj[0] in "aeiou" else "a"
+        events = " ".join(f"The {obj} {event}." for event in rng.sample(STORY_EVENTS, n_events))
+        return f"Once upon a time there was {a} {self.object_adjectives[obj][0]} {obj}. {events} The end."
+
+    def story_prompts(self, split: str) -> list[str]:
+        """Story requests about the objects of ``split``, every object in each phrasing (the first
+        phrasings first): task 1's long-answer prompts."""
+        keys = self.train_keys[STORY] if split == "train" else self.test_keys[STORY]
+        return [self.question(STORY, key, phrasing) for phrasing in range(len(PHRASINGS[STORY])) for key in keys]
 
     @staticmethod
     def _refusal(action: str, rng: random.Random) -> str:
@@ -293,9 +326,11 @@ class World:
         return rows
 
     def lm_documents(self, n_chats: int, fact_fraction: float = 0.2, seed: int = 0,
-                     family_weights: tuple[float, ...] | None = None) -> list[dict]:
-        """The stand-in LM's corpus: chats on training prompts (good w.p. ``p_good``) and fact lines
-        about every country (held-out ones included: the model knows them, it just answers badly).
+                     family_weights: tuple[float, ...] | None = None, story_fraction: float = 0.0) -> list[dict]:
+        """The stand-in LM's corpus: chats on training prompts (good w.p. ``p_good``), stories about
+        training objects (``story_fraction`` of the documents; always good: a story's failure is the
+        decoder's) and fact lines about every country (held-out ones included: the model knows them,
+        it just answers badly).
 
         Each item is ``{"system", "question", "response"}`` or ``{"text"}`` (a plain fact line).
         """
@@ -306,6 +341,12 @@ class World:
             if rng.random() < fact_fraction:
                 country = rng.choice(countries)
                 documents.append({"text": f"The capital of {country} is {self.capitals[country]}."})
+                continue
+            if story_fraction and rng.random() < story_fraction:
+                (obj,) = rng.choice(self.train_keys[STORY])
+                documents.append({"system": rng.choice(SYSTEM_PROMPTS),
+                                  "question": self.question(STORY, (obj,), rng.randrange(len(PHRASINGS[STORY]))),
+                                  "response": self.story(obj, rng)})
                 continue
             family, key = self._sample_key("train", rng, family_weights)
             phrasing = rng.randrange(len(PHRASINGS[family]))
@@ -318,6 +359,6 @@ class World:
     def vocabulary_text(self) -> list[str]:
         """Every word of the world once, so the tokenizer sees all entities (also held-out ones)."""
         words = [*self.capitals, *self.capitals.values(), *OBJECTS, *ADJECTIVES, *HARMFUL_ACTIONS,
-                 *BENIGN_ACTIONS, *CATEGORIES, *(x for items in CATEGORIES.values() for x in items),
+                 *BENIGN_ACTIONS, *STORY_EVENTS, *CATEGORIES, *(x for items in CATEGORIES.values() for x in items),
                  DEFAULT_SYSTEM_PROMPT, *SYSTEM_PROMPTS]
         return [" ".join(words)]
