@@ -156,28 +156,33 @@ def run_study(model, tokenizer, questions: list[str], scorer, config: Task1Confi
 
 def length_penalty_effect(model, tokenizer, questions: list[str], penalties: tuple[float, ...], num_beams: int,
                           max_new_tokens: int, scorer):
-    """Beam search's best hypothesis under each ``length_penalty`` alpha, for the question among
-    ``questions`` whose best hypothesis changes length the most: finished hypotheses are ranked by
-    sum log p / T**alpha, so alpha < 1 favours short answers, alpha > 1 long ones.
+    """Beam search's best hypothesis under each ``length_penalty`` alpha, for one question among
+    ``questions``: finished hypotheses are ranked by sum log p / T**alpha, so alpha < 1 favours short
+    answers, alpha > 1 long ones. The question shown is one where alpha changes the answer's quality
+    if there is one, and among those the one whose answer length changes the most.
 
-    Returns a table: length_penalty, words, score, quality, hypothesis."""
+    Returns (the question, a table: length_penalty, words, score, quality, hypothesis)."""
     import pandas as pd
 
     ids, mask = encode_chat(tokenizer, questions)
     ids, mask = ids.to(model.device), mask.to(model.device)
-    answers = {}
+    texts, scores = {}, {}
     for alpha in penalties:
-        out, scores = beam_search(model, ids, num_beams, max_new_tokens, length_penalty=alpha, attention_mask=mask,
-                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-        answers[alpha] = list(zip(decode_new(tokenizer, out, ids.shape[1]), scores.tolist()))
-    spread = [max(length_in_words(answers[a][i][0]) for a in penalties)
-              - min(length_in_words(answers[a][i][0]) for a in penalties) for i in range(len(questions))]
-    best = max(range(len(questions)), key=spread.__getitem__)
-    texts = [answers[a][best][0] for a in penalties]
+        out, best_scores = beam_search(model, ids, num_beams, max_new_tokens, length_penalty=alpha, attention_mask=mask,
+                                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        texts[alpha], scores[alpha] = decode_new(tokenizer, out, ids.shape[1]), best_scores.tolist()
+    quality = {alpha: scorer(questions, texts[alpha]) for alpha in penalties}
+
+    def interest(i: int) -> tuple[float, int]:
+        lengths = [length_in_words(texts[a][i]) for a in penalties]
+        return (max(quality[a][i] for a in penalties) - min(quality[a][i] for a in penalties),
+                max(lengths) - min(lengths))
+
+    best = max(range(len(questions)), key=interest)
     return questions[best], pd.DataFrame({
-        "length_penalty": penalties, "words": [length_in_words(t) for t in texts],
-        "score": [answers[a][best][1] for a in penalties], "quality": scorer([questions[best]] * len(texts), texts),
-        "hypothesis": texts})
+        "length_penalty": penalties, "words": [length_in_words(texts[a][best]) for a in penalties],
+        "score": [scores[a][best] for a in penalties], "quality": [quality[a][best] for a in penalties],
+        "hypothesis": [texts[a][best] for a in penalties]})
 
 
 def parity_with_generate(model, tokenizer, questions: list[str], max_new_tokens: int, seeds=(0, 1)) -> dict:

@@ -164,6 +164,26 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FrontierConfig:
+    """Over-optimisation on the evaluation prompts (``task2.overoptimisation``): best-of-n from the base
+    policy, and PPO / GRPO checkpoints, each measured by proxy, gold and KL to the base on samples at
+    temperature 1."""
+
+    best_of_n: int = 64  # the largest n; the curve has every power of 2 up to it
+    best_of_n_prompts: int | None = None  # evaluation prompts in the best-of-n pool (None: all)
+    every: int = 5  # RL checkpoints measured every k steps (and at the last)
+    samples: int = 4  # sampled answers per prompt at each checkpoint
+    batch_size: int = 512  # sequences generated together
+
+    def __post_init__(self):
+        check_int("best_of_n", self.best_of_n, 1)
+        if self.best_of_n_prompts is not None:
+            check_int("best_of_n_prompts", self.best_of_n_prompts, 1)
+        for name in ("every", "samples", "batch_size"):
+            check_int(name, getattr(self, name), 1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Task2Config(TaskConfig):
     """Reward model, DPO, PPO and GRPO with LoRA on one base model and one preference dataset."""
 
@@ -178,6 +198,7 @@ class Task2Config(TaskConfig):
     ppo: PPOConfig  # task2.ppo.train_ppo
     grpo: GRPOConfig  # task2.grpo.train_grpo
     evaluation: EvaluationConfig  # task2.evaluate.evaluate_model
+    frontier: FrontierConfig = field(default_factory=FrontierConfig)  # task2.overoptimisation
     # the gold scorer (never optimised): a reward model (hub id) scoring (question, answer) text pairs, or
     # None for the programmatic judge (pa5.judge), which knows only the stand-in's world
     gold_model: str | None
@@ -205,6 +226,9 @@ PROFILES = {
                       gradient_checkpointing=True),
         grpo=GRPOConfig(steps=60, prompts_per_step=8, lr=1e-5, max_new_tokens=128, gradient_checkpointing=True),
         evaluation=EvaluationConfig(n_prompts=100, max_new_tokens=128, kl_samples=2),
+        # best-of-64 on 48 prompts (3,072 samples scored by both reward models) and 2 samples per prompt at
+        # each RL checkpoint keep the T4 estimate inside its budget (bench/t4_budget.py)
+        frontier=FrontierConfig(best_of_n_prompts=48, every=10, samples=2, batch_size=256),
         gold_model=OASST_REWARD_MODEL,
     ),
     "tiny": Task2Config(
@@ -229,4 +253,5 @@ def rehearse(config: Task2Config) -> Task2Config:
     return replace(config, n_train_pairs=64, n_test_pairs=16,
                    reward_model=replace(config.reward_model, steps=2), dpo=replace(config.dpo, steps=2, kl_every=1),
                    ppo=replace(config.ppo, steps=1, epochs=1), grpo=replace(config.grpo, steps=2),
-                   evaluation=replace(config.evaluation, n_prompts=2, kl_samples=1))
+                   evaluation=replace(config.evaluation, n_prompts=2, kl_samples=1),
+                   frontier=replace(config.frontier, best_of_n=4, best_of_n_prompts=2, every=1, samples=1))

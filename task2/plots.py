@@ -121,3 +121,58 @@ def overoptimisation(history: list[dict], path: Path, window: int = 5):
         ax.set_ylim(0, 1)
     fig.tight_layout()
     save_and_show(fig, path)
+
+
+def frontier(curves: dict[str, pd.DataFrame], points: dict[str, dict], base_gold: float, path: Path):
+    """The KL-reward frontier: proxy (top) and gold (bottom, ± one standard error over prompts)
+    against KL to the base (left) and sqrt(KL) (right, as Gao et al. plot). ``curves``: {name: a frame
+    with kl, sqrt_kl, proxy, gold, gold_se and n or step}, drawn as lines in optimisation order;
+    ``points``: {name: one such dict} (DPO), drawn as markers."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), sharey="row")
+    colours = dict(zip(list(curves) + list(points), plt.cm.tab10.colors))
+    for col, x in enumerate(("kl", "sqrt_kl")):
+        for name, curve in curves.items():
+            axes[0, col].plot(curve[x], curve["proxy"], "o-", color=colours[name], label=name, ms=4)
+            axes[1, col].errorbar(curve[x], curve["gold"], yerr=curve["gold_se"], fmt="o-", color=colours[name],
+                                  label=name, ms=4, capsize=2)
+            tag = "n" if "n" in curve else "step"
+            for _, row in curve.iloc[[0, -1]].iterrows() if len(curve) > 1 else curve.iterrows():
+                axes[1, col].annotate(f"{tag}={row[tag]:g}", (row[x], row["gold"]), fontsize=7,
+                                      textcoords="offset points", xytext=(3, 3))
+        for name, point in points.items():
+            axes[0, col].scatter(point[x], point["proxy"], marker="*", s=160, color=colours[name], label=name, zorder=3)
+            axes[1, col].errorbar(point[x], point["gold"], yerr=point["gold_se"], fmt="*", ms=12, color=colours[name],
+                                  label=name, capsize=2, zorder=3)
+        axes[1, col].axhline(base_gold, ls="--", color="grey", lw=1, label="base (samples)")
+        axes[1, col].set_xlabel("KL(policy || base), nats" if x == "kl" else "sqrt(KL)")
+    axes[0, 0].set_ylabel("reward-model score (proxy)")
+    axes[1, 0].set_ylabel("gold (± SE over prompts)")
+    axes[0, 0].legend(fontsize=8)
+    axes[1, 1].legend(fontsize=8)
+    fig.suptitle("proxy and gold against distance from the base: best-of-n, RL checkpoints, DPO")
+    fig.tight_layout()
+    save_and_show(fig, path)
+
+
+def reward_model_checks(probe: pd.DataFrame, calibration: dict, path: Path):
+    """Left: the verbosity probe - distribution of r(answer + filler) - r(answer) over gold-neutral
+    answers, per filler. Right: the reward model's reliability diagram on the test pairs."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    neutral = probe[probe["gold_neutral"]]
+    for filler, group in neutral.groupby("filler", sort=False):
+        left.hist(group["rm_delta"], bins=30, alpha=0.55, label=f"+ \"{filler}\" (mean {group['rm_delta'].mean():+.2f})")
+    left.axvline(0, color="black", lw=1)
+    left.set(xlabel="reward-model score change from the filler", ylabel="answers",
+             title="verbosity probe (answers whose gold the filler leaves unchanged)")
+    left.legend(fontsize=8)
+    table = calibration["table"]
+    right.plot([0.5, 1], [0.5, 1], "--", color="grey", label="perfect calibration")
+    right.plot(table["confidence"], table["accuracy"], "o-", label=f"reward model (ECE {calibration['ece']:.3f})")
+    for _, row in table.iterrows():
+        right.annotate(str(row["pairs"]), (row["confidence"], row["accuracy"]), fontsize=7, textcoords="offset points",
+                       xytext=(3, -10))
+    right.set(xlabel="confidence sigma(|r_c - r_r|)", ylabel="accuracy (chosen ranked first)",
+              title="calibration on the test pairs (labels: pairs per bin)", xlim=(0.48, 1.02))
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    save_and_show(fig, path)
