@@ -74,8 +74,10 @@ def _full_counts() -> dict[str, int]:
     from pa5 import task_profile
 
     t1, t2, t3 = (task_profile(t, "full") for t in ("task1", "task2", "task3"))
-    settings = 2 + 2 * len(t1.study.temperatures)
-    texts = settings * t1.n_prompts * t1.samples_per_prompt
+    from task1.study import study_settings
+
+    settings = len(study_settings(t1.study))
+    texts = settings * (t1.n_prompts + t1.n_story_prompts) * t1.samples_per_prompt
     gold_calls = (t2.ppo.steps * t2.ppo.prompts_per_step + t2.grpo.steps * t2.grpo.prompts_per_step * t2.grpo.group_size
                   + 4 * (t2.evaluation.n_prompts + 3)) // 16
     eval_batches = 4 * (2 + (t2.evaluation.n_prompts + 3) * t2.evaluation.kl_samples // 64 + 1)

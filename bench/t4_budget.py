@@ -74,12 +74,21 @@ def _decode(sequences: int, max_new_tokens: int, batch: int = 64) -> int:
 
 
 def task1_stages(c) -> list[Stage]:
-    settings = 2 + 2 * len(c.study.temperatures) + 1  # greedy, beam, top-k and top-p per temperature, parity
-    sequences = c.n_prompts * c.samples_per_prompt
-    return [Stage("demos (6 generations) and generate parity (11 settings x ours + generate, 24 tokens)",
-                  decode_steps=11 * 2 * 24 + 6 * c.max_new_tokens),
-            Stage(f"study: {settings} settings x {sequences} samples", decode_steps=settings * _decode(sequences, c.max_new_tokens, c.batch_size)),
-            Stage("quality scores (OpenAssistant RM)", flops=settings * sequences * 120 * DEBERTA_FORWARD)]
+    from task1.study import study_settings
+
+    settings = study_settings(c.study)
+    sampled = sum(not s.deterministic for s in settings)
+    sequences = (c.n_prompts + c.n_story_prompts) * c.samples_per_prompt
+    prompts = c.n_prompts + c.n_story_prompts
+    texts = sampled * sequences + (len(settings) - sampled) * prompts
+    parity = 22  # task1.study.parity_with_generate's settings, each ours + generate, 24 tokens
+    beam_demos = 1 + len(c.study.length_penalties)  # one prompt's hypotheses, then every prompt per alpha
+    return [Stage(f"demos (14 generations), beam per length penalty, generate parity ({parity} settings x 2, 24 tokens)",
+                  decode_steps=parity * 2 * 24 + (14 + beam_demos) * c.max_new_tokens),
+            Stage(f"study: {sampled} sampled settings x {sequences} samples, {len(settings) - sampled} deterministic",
+                  decode_steps=sampled * _decode(sequences, c.max_new_tokens, c.batch_size)
+                  + (len(settings) - sampled) * _decode(prompts, c.max_new_tokens, c.batch_size)),
+            Stage("quality scores (OpenAssistant RM)", flops=texts * 120 * DEBERTA_FORWARD)]
 
 
 def task2_stages(c) -> list[Stage]:
@@ -112,6 +121,16 @@ def task2_stages(c) -> list[Stage]:
                         + 4 * eval_prompts * rollout_tokens * DEBERTA_FORWARD,
                         decode_steps=4 * (_decode(eval_prompts, e.max_new_tokens)
                                           + _decode(eval_prompts * e.kl_samples, e.max_new_tokens))))
+    f = c.frontier
+    pool = min(f.best_of_n_prompts or eval_prompts, eval_prompts) * f.best_of_n
+    checkpoints = sum(-(-rl.steps // f.every) for rl in (c.ppo, c.grpo)) + 1  # + DPO's point
+    stages.append(Stage(f"best-of-{f.best_of_n}: {pool} base samples, scored by the reward model and the gold model",
+                        flops=pool * rollout_tokens * (2 * LM_FORWARD + DEBERTA_FORWARD),
+                        decode_steps=_decode(pool, e.max_new_tokens, f.batch_size)))
+    stages.append(Stage(f"frontier: {checkpoints} checkpoints x {eval_prompts} prompts x {f.samples} samples",
+                        flops=checkpoints * eval_prompts * f.samples * rollout_tokens * (3 * LM_FORWARD + DEBERTA_FORWARD),
+                        decode_steps=checkpoints * _decode(eval_prompts * f.samples, e.max_new_tokens, f.batch_size)))
+    stages.append(Stage(f"verbosity probe: {2 * c.n_test_pairs} answers x 3", flops=6 * c.n_test_pairs * rollout_tokens * LM_FORWARD))
     return stages
 
 

@@ -29,7 +29,15 @@ KEY_METRICS = {
     "task2": ["reward_model/test_accuracy", "reward_model/length_correlation", "dpo/test_reward_accuracy"]
              + [f"models/{m}/{k}" for m in ("base", "dpo", "ppo", "grpo") for k in ("gold_success", "words", "kl")]
              + [f"models/{m}/rm_reward - models/base/rm_reward" for m in ("dpo", "ppo", "grpo")]
-             + [f"models/{m}/length_reward_corr" for m in ("base", "dpo", "ppo", "grpo")],
+             + [f"models/{m}/length_reward_corr" for m in ("base", "dpo", "ppo", "grpo")]
+             + [f"family_verdicts/{m}/{f}/change" for m in ("dpo", "ppo", "grpo")
+                for f in ("capital", "listing", "safety", "word_count")]
+             + [f"frontier_shapes/{c}/{k}" for c in ("best-of-n", "PPO", "GRPO")
+                for k in ("gain_over_base", "fall_from_best", "best_kl", "best_gold", "final_gold")]
+             + ["frontier/DPO/gold", "frontier/DPO/kl", "calibration/ece", "calibration/mean_confidence",
+                "rm_dpo_agreement/same_order", "rm_dpo_agreement/margin_correlation"]
+             + [f"verbosity_probe/{filler}/{k}" for filler in ("Many people visit it every year.", "I hope this helps.")
+                for k in ("rm_delta", "share_rm_up", "gold_changed")],
     "task3": ["accuracy/resnet50", "accuracy/mobilenet_v3_large", "control_accuracy/resnet50"]
              + [f"pretraining/{m}/shape" for m in ("resnet50", "mobilenet_v3_large")]
              + [f"comparison/{family}/{column}"

@@ -167,12 +167,13 @@ class EvaluationConfig:
 class FrontierConfig:
     """Over-optimisation on the evaluation prompts (``task2.overoptimisation``): best-of-n from the base
     policy, and PPO / GRPO checkpoints, each measured by proxy, gold and KL to the base on samples at
-    temperature 1."""
+    ``temperature``."""
 
     best_of_n: int = 64  # the largest n; the curve has every power of 2 up to it
     best_of_n_prompts: int | None = None  # evaluation prompts in the best-of-n pool (None: all)
     every: int = 5  # RL checkpoints measured every k steps (and at the last)
     samples: int = 4  # sampled answers per prompt at each checkpoint
+    temperature: float = 0.7  # every point's sampling temperature: PPO's rollouts'
     batch_size: int = 512  # sequences generated together
 
     def __post_init__(self):
@@ -181,6 +182,7 @@ class FrontierConfig:
             check_int("best_of_n_prompts", self.best_of_n_prompts, 1)
         for name in ("every", "samples", "batch_size"):
             check_int(name, getattr(self, name), 1)
+        check_number("temperature", self.temperature, 0, low_open=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,9 +228,9 @@ PROFILES = {
                       gradient_checkpointing=True),
         grpo=GRPOConfig(steps=60, prompts_per_step=8, lr=1e-5, max_new_tokens=128, gradient_checkpointing=True),
         evaluation=EvaluationConfig(n_prompts=100, max_new_tokens=128, kl_samples=2),
-        # best-of-64 on 48 prompts (3,072 samples scored by both reward models) and 2 samples per prompt at
-        # each RL checkpoint keep the T4 estimate inside its budget (bench/t4_budget.py)
-        frontier=FrontierConfig(best_of_n_prompts=48, every=10, samples=2, batch_size=256),
+        # best-of-64 on 32 prompts (2,048 samples scored by both reward models), one sample per prompt at
+        # every 20th RL step keep the T4 estimate inside its 30 minutes (bench/t4_budget.py)
+        frontier=FrontierConfig(best_of_n_prompts=32, every=20, samples=1, batch_size=256),
         gold_model=OASST_REWARD_MODEL,
     ),
     "tiny": Task2Config(
@@ -239,9 +241,12 @@ PROFILES = {
         # rate collapses generation (gold success 0.46 -> 0.31 after 125 steps, 0.22 after 200) and the
         # course's beta 0.3, lr 5e-5 barely moves it (0.49); RPO reaches 0.58 (bench/tiny_settings.py, seed 0).
         dpo=DPOConfig(steps=125, batch_size=32, lr=1e-3, beta=0.1, nll_weight=1.0),
-        ppo=PPOConfig(steps=30, prompts_per_step=32, minibatch_size=16, lr=1e-3, max_new_tokens=48),
+        # 60 PPO steps: long enough to over-optimise (seed 0: greedy gold 0.50 -> 0.61 at step 50 -> 0.52 at
+        # step 60 while the proxy kept rising; 30 steps end near the peak's start)
+        ppo=PPOConfig(steps=60, prompts_per_step=32, minibatch_size=16, lr=1e-3, max_new_tokens=48),
         grpo=GRPOConfig(steps=40, prompts_per_step=16, lr=2e-3, max_new_tokens=48),
         evaluation=EvaluationConfig(n_prompts=100, max_new_tokens=48),
+        frontier=FrontierConfig(every=10),
         gold_model=None,
     ),
 }

@@ -143,7 +143,7 @@ def frontier(curves: dict[str, pd.DataFrame], points: dict[str, dict], base_gold
             axes[0, col].scatter(point[x], point["proxy"], marker="*", s=160, color=colours[name], label=name, zorder=3)
             axes[1, col].errorbar(point[x], point["gold"], yerr=point["gold_se"], fmt="*", ms=12, color=colours[name],
                                   label=name, capsize=2, zorder=3)
-        axes[1, col].axhline(base_gold, ls="--", color="grey", lw=1, label="base (samples)")
+        axes[1, col].axhline(base_gold, ls="--", color="grey", lw=1, label="base")
         axes[1, col].set_xlabel("KL(policy || base), nats" if x == "kl" else "sqrt(KL)")
     axes[0, 0].set_ylabel("reward-model score (proxy)")
     axes[1, 0].set_ylabel("gold (± SE over prompts)")

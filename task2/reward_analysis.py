@@ -105,6 +105,7 @@ def calibration(chosen_rewards, rejected_rewards, bins: int = 10) -> dict:
     if margin.dim() != 1 or len(margin) == 0:
         raise ValueError(f"chosen_rewards and rejected_rewards must be two equal-length non-empty lists, got "
                          f"{len(chosen_rewards)} and {len(rejected_rewards)}")
+    ### BEGIN SOLUTION
     confidence, correct = torch.sigmoid(margin.abs()), (margin > 0).double()
     index = ((confidence - 0.5) / (0.5 / bins)).long().clamp(max=bins - 1)  # 1.0 falls in the last bin
     rows, ece = [], 0.0
@@ -115,8 +116,9 @@ def calibration(chosen_rewards, rejected_rewards, bins: int = 10) -> dict:
             ece += member.sum().item() / len(margin) * abs(acc - conf)
             rows.append({"bin": f"[{0.5 + b * 0.5 / bins:.2f}, {0.5 + (b + 1) * 0.5 / bins:.2f})",
                          "pairs": int(member.sum()), "confidence": conf, "accuracy": acc})
-    return {"table": pd.DataFrame(rows), "ece": ece, "accuracy": correct.mean().item(),
-            "mean_confidence": confidence.mean().item()}
+    ### END SOLUTION
+    return {"table": pd.DataFrame(rows), "ece": ece, "accuracy": (margin > 0).double().mean().item(),
+            "mean_confidence": torch.sigmoid(margin.abs()).mean().item()}
 
 
 def agreement(first: dict, second: dict) -> dict:
