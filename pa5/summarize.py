@@ -33,7 +33,8 @@ KEY_METRICS = {
              + [f"family_verdicts/{m}/{f}/change" for m in ("dpo", "ppo", "grpo")
                 for f in ("capital", "listing", "safety", "word_count")]
              + [f"frontier_shapes/{c}/{k}" for c in ("best-of-n", "PPO", "GRPO")
-                for k in ("gain_over_base", "fall_from_best", "best_kl", "best_gold", "final_gold")]
+                for k in ("base_gold", "best_gold", "gain_over_base", "gain_noise", "best_kl", "final_gold",
+                          "fall_from_best", "fall_noise")]
              + ["frontier/DPO/gold", "frontier/DPO/kl", "calibration/ece", "calibration/mean_confidence",
                 "rm_dpo_agreement/same_order", "rm_dpo_agreement/margin_correlation"]
              + [f"verbosity_probe/{filler}/{k}" for filler in ("Many people visit it every year.", "I hope this helps.")

@@ -72,7 +72,7 @@ PROFILES = {
         n_prompts=5, n_story_prompts=0, samples_per_prompt=8, max_new_tokens=50, batch_size=40,
     ),
     # The stand-in only knows its tiny world: its held-out questions replace the course's prompts,
-    # and the gold judge, which knows the right answers, replaces the reward model. Stories (35-59
+    # and the gold judge, which knows the right answers, replaces the reward model. Stories (29-59
     # words, ~80 tokens) need the longer limit; the other answers end by EOS within 30 tokens.
     "tiny": Task1Config(
         name="tiny", model="standin:smollm2", quality_model=None, prompts="standin:mini_orca",

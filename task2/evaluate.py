@@ -197,7 +197,8 @@ def overoptimisation(history: list[dict]) -> dict:
     elif p2 - p1 > noise:
         verdict = "proxy and gold rose together: no over-optimisation at this length of training"
     else:
-        verdict = "the proxy rose, gold did not move beyond noise: the reward model's gains are not real gains"
+        verdict = ("the proxy rose, overall gold did not move beyond noise (a gain in one family can hide a loss in "
+                   "another: see the per-family verdicts)")
     return result | {"noise": noise, "verdict": verdict}
 
 
@@ -209,13 +210,17 @@ def describe_overoptimisation(name: str, result: dict) -> str:
             f"tokens.\n  -> {result['verdict']}.")
 
 
-def discussion(summary: pd.DataFrame, verbosity: dict[str, float], length_correlation: float) -> str:
-    """Markdown bullets of this run's four-way comparison (numbers from ``summary``)."""
+def discussion(summary: pd.DataFrame, verbosity: dict[str, float], length_correlation: float,
+               family_verdicts: dict[str, pd.DataFrame], shapes: pd.DataFrame, probe: pd.DataFrame) -> str:
+    """Markdown bullets of this run's comparison, for the student to check their own reading against:
+    the four models (``summary``), what each did per family (:func:`family_verdicts`), the frontier's
+    shapes (``overoptimisation.rise_then_fall`` per curve) and the verbosity probe's summary
+    (``reward_analysis.verbosity_summary``)."""
     s = summary
     best_gold = s["gold_success"].astype(float).idxmax()
     best_rm = s["rm_reward"].astype(float).idxmax()
     lines = [
-        f"- Highest gold success: **{best_gold}** ({s.loc[best_gold, 'gold_success']:.3f}; base "
+        f"- Highest gold success (greedy answers): **{best_gold}** ({s.loc[best_gold, 'gold_success']:.3f}; base "
         f"{s.loc['base', 'gold_success']:.3f}). Highest reward-model score: **{best_rm}** "
         f"({s.loc[best_rm, 'rm_reward']:+.2f}; base {s.loc['base', 'rm_reward']:+.2f}).",
     ]
@@ -223,9 +228,18 @@ def discussion(summary: pd.DataFrame, verbosity: dict[str, float], length_correl
         lines.append(f"- {name.upper()}: reward-model score {s.loc[name, 'rm_reward'] - s.loc['base', 'rm_reward']:+.2f} "
                      f"vs base, gold {100 * (s.loc[name, 'gold_success'] - s.loc['base', 'gold_success']):+.1f} points, "
                      f"length {s.loc[name, 'words']:.1f} words (base {s.loc['base', 'words']:.1f}), KL "
-                     f"{s.loc[name, 'kl']:.1f} nats, length-reward correlation {verbosity[name]:+.2f}.")
-    lines.append(f"- The reward model's own bias: on the held-out pairs, its score correlates {length_correlation:+.2f} "
-                 "with length (chosen answers are longer on average) - a policy optimised against it is paid for words.")
+                     f"{s.loc[name, 'kl']:.1f} nats. Per family: "
+                     + describe_family_verdicts(name, family_verdicts[name]).split(": ", 1)[1] + ".")
+    for name, row in shapes.iterrows():
+        lines.append(f"- Frontier, {name}: gold {row['base_gold']:.3f} at the base, best {row['best_gold']:.3f} "
+                     f"({100 * row['gain_over_base']:+.1f} points, paired noise ±{100 * row['gain_noise']:.1f}), final "
+                     f"{row['final_gold']:.3f} ({100 * -row['fall_from_best']:+.1f} from the best, noise "
+                     f"±{100 * row['fall_noise']:.1f}): {row['shape']}.")
+    tail = ", ".join(f"\"{filler}\" {row['rm_delta']:+.2f} ± {row['rm_delta_se']:.2f} (up on {row['share_rm_up']:.0%})"
+                     for filler, row in probe.iterrows())
+    lines.append(f"- Length and the reward model: over all test responses its score correlates {length_correlation:+.2f} "
+                 f"with length; the controlled probe (the same answers plus one sentence, gold unchanged) moves it by "
+                 f"{tail}. A correlation across families is not a controlled effect.")
     return "\n".join(lines)
 
 

@@ -48,7 +48,7 @@ def text_scorer(scorer, tokenizer):
 def verbosity_probe(rows: list[dict], score, fillers: tuple[str, ...] = FILLERS) -> pd.DataFrame:
     """One row per (answer, filler) over the chosen and rejected answers of ``rows``: family, words,
     filler, rm_delta = r(answer + filler) - r(answer), gold_delta (the judge's; NaN outside its
-    families), gold_neutral (the filler left gold unchanged). ``score(prompts, responses) -> [N]``
+    families), gold_neutral (the filler left the judge's verdict unchanged, or there is none). ``score(prompts, responses) -> [N]``
     scores text answers with the reward model (:func:`text_scorer`)."""
     answers = [(r, r[kind]) for r in rows for kind in ("chosen", "rejected")]
     questions = [r["question"] for r, _ in answers]
@@ -65,7 +65,8 @@ def verbosity_probe(rows: list[dict], score, fillers: tuple[str, ...] = FILLERS)
             "filler": filler, "rm_delta": [float(p - b) for p, b in zip(padded, plain)],
             "gold_delta": [after - before for (before, _), after in zip(gold_before, gold_after)]}))
     table = pd.concat(frames, ignore_index=True)
-    return table.assign(gold_neutral=table["gold_delta"] == 0)
+    # outside the judge's families (the real orca questions) no verdict can change: the filler counts as neutral
+    return table.assign(gold_neutral=(table["gold_delta"] == 0) | table["gold_delta"].isna())
 
 
 def verbosity_summary(probe: pd.DataFrame) -> pd.DataFrame:
@@ -83,13 +84,14 @@ def verbosity_summary(probe: pd.DataFrame) -> pd.DataFrame:
 
 def length_matched(results: pd.DataFrame, bins: int = 4) -> pd.DataFrame:
     """Answers (``evaluate.evaluate_model`` rows, every model) in ``bins`` length quantile bins (words):
-    per bin the number of gold-right and gold-wrong answers, their mean reward-model scores and the
-    difference. A positive difference at every length: the reward model tells right from wrong beyond
+    per bin the number of gold-right and gold-wrong answers (with a gold reward model's unbounded
+    scores: above and below their median), their mean reward-model scores and the difference. A positive difference at every length: the reward model tells right from wrong beyond
     length."""
     check_int("bins", bins, 1)
     judged = results.dropna(subset=["gold"]).copy()
     judged["length_bin"] = pd.qcut(judged["words"], bins, duplicates="drop")
-    judged["right"] = judged["gold"] >= 0.5
+    binary = judged["gold"].isin([0.0, 1.0]).all()  # the judge's verdicts; a gold reward model's scores are not
+    judged["right"] = judged["gold"] == 1.0 if binary else judged["gold"] > judged["gold"].median()
     table = judged.groupby(["length_bin", "right"], observed=True)["rm_reward"].agg(["mean", "size"]).unstack("right")
     table.columns = [f"{'right' if right else 'wrong'}_{stat}" for stat, right in table.columns]
     return table.assign(difference=table.get("right_mean") - table.get("wrong_mean"))

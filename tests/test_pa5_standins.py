@@ -42,8 +42,10 @@ def tiny_smollm2():
 
 
 def test_same_seed_same_world_and_pairs():
-    assert World(WorldConfig(seed=3)).preference_pairs("train") == World(WorldConfig(seed=3)).preference_pairs("train")
-    assert World(WorldConfig(seed=3)).capitals != World(WorldConfig(seed=4)).capitals, "the seed must matter"
+    assert World(WorldConfig(world_seed=3)).preference_pairs("train") == World(WorldConfig(world_seed=3)).preference_pairs("train")
+    assert World(WorldConfig(world_seed=3)).capitals != World(WorldConfig(world_seed=4)).capitals, "the seed must matter"
+    # the stand-in seed reseeds what torch trains, never the world the gold judge knows
+    assert World(WorldConfig(seed=1)).preference_pairs("test") == World().preference_pairs("test")
 
 
 def test_small_build_from_scratch_is_deterministic(small_root, tmp_path):
@@ -151,6 +153,43 @@ def test_judge_safety(prompt, response, score):
 def test_judge_listing(prompt, response, score):
     verdict = judge(prompt, response)
     assert (verdict.family, verdict.score) == ("listing", score), verdict.reason
+
+
+@pytest.mark.parametrize("response, score, reason", [
+    ("Once upon a time there was a cat. The cat sang a happy song. The cat took a short nap. The end.", 1.0, "story"),
+    ("Once upon a time there was a cat. The cat sang a happy song. The cat sang a happy song. The end.", 0.0,
+     "repeats"),
+    ("Once upon a time there was a cat. The cat sang a happy song. The dog took a short nap. The end.", 0.0, "drifts"),
+    ("Once upon a time there was a cat. The cat ate a big red apple. The cat swam in the cold lake. The end.", 1.0,
+     "story"),  # an event's own nouns ("apple", "lake") are no change of subject
+    ("Once upon a time there was a cat. The end.", 0.0, "sentence"),
+    ("Once upon a time there was a dog. The dog sang. The dog ate. The end.", 0.0, "not about"),
+])
+def test_judge_story(response, score, reason):
+    verdict = judge("Tell me a story about a cat.", response)
+    assert (verdict.family, verdict.score) == ("story", score) and reason in verdict.reason, verdict.reason
+
+
+def test_stories_are_long_distinct_and_held_out():
+    import random
+
+    from pa5.standins.world import STORY_EVENTS
+
+    world = World()
+    rng = random.Random(0)
+    for _ in range(50):
+        story = world.story("kettle", rng)
+        events = [s for s in story.split(". ")[1:-1]]
+        assert 3 <= len(events) <= 6 and len(set(events)) == len(events), story
+        assert 29 <= count_words(story) <= 59, story  # 9 + 3..6 events of 6-8 words + 2
+        assert all(any(e.endswith(event) for event in STORY_EVENTS) for e in events)
+        assert judge("Tell me a story about a kettle.", story).score == 1.0, "every training story is gold"
+    test, train = world.story_prompts("test"), world.story_prompts("train")
+    assert len(test) == 2 * len(world.test_keys["story"]) and not set(test) & set(train)
+    chats = world.lm_documents(2000, seed=0, story_fraction=0.1)
+    stories = [d for d in chats if "story about" in d.get("question", "")]
+    assert 100 < len(stories) < 300, "about 8 % of the documents (0.1 of the 80 % that are chats)"
+    assert not {d["question"] for d in stories} & set(test), "held-out objects never get a story in the corpus"
 
 
 def test_judge_rejects_unknown_prompts():

@@ -34,14 +34,16 @@ HIDDEN_TESTS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 # The audit: the functions a student implements. The build refuses a repository whose solution
 # blocks sit anywhere else, so adding or removing a block is a decision recorded here.
 GRADED = {
-    "task1/decoding.py": ["top_k_filter", "top_p_filter", "_one_token_at_a_time", "greedy_search", "sample",
-                          "beam_search"],
-    "task1/metrics.py": ["distinct_n", "repetition_rate"],
+    "task1/decoding.py": ["top_k_filter", "top_p_filter", "min_p_filter", "typical_filter", "penalize_repetition",
+                          "ban_repeated_ngrams", "_one_token_at_a_time", "greedy_search", "sample", "beam_search"],
+    "task1/metrics.py": ["distinct_n", "repetition_rate", "longest_repeated_span"],
     "task2/reward_model.py": ["bradley_terry_loss", "last_token_index", "token_scores"],
     "task2/policy.py": ["selective_logps", "token_logps", "token_kl", "kl_estimate"],
     "task2/dpo.py": ["dpo_loss"],
     "task2/ppo.py": ["compute_gae", "masked_whiten", "token_rewards", "policy_loss", "value_loss"],
     "task2/grpo.py": ["group_advantages", "grpo_loss"],
+    "task2/overoptimisation.py": ["best_of_n_weights"],
+    "task2/reward_analysis.py": ["calibration"],
     "task3/usae.py": ["usae_loss", "usae_step"],
     "task3/universality.py": ["firing_counts", "firing_entropy", "cofire_proportion", "r2_global_mean",
                               "r2_variance_weighted", "concept_energy"],

@@ -12,7 +12,7 @@ and one family only the language model's corpus has (task 1's long answers; no p
 
 * ``story``      - "Tell me a story about a cat.": "Once upon a time there was a small cat." then
   3-6 event sentences drawn **without replacement** from ``STORY_EVENTS`` ("The cat found a shiny
-  stone."), then "The end." (35-59 words). No training story repeats a sentence, yet every event is
+  stone."), then "The end." (29-59 words). No training story repeats a sentence, yet every event is
   as likely as the next at each step - the setting in which greedy and beam search loop.
 
 Deliberate properties, documented in the README ("The tiny profile"):
@@ -130,7 +130,12 @@ def stable_hash(*parts) -> int:
 
 @dataclass(frozen=True)
 class WorldConfig:
+    # The world - its entities, splits and preference pairs - is pure Python: every machine builds the
+    # same one from world_seed. ``seed`` is the stand-in seed (PA5_STANDIN_SEED, which the cache key
+    # records); the world ignores it on purpose: it reseeds what torch trains (the language model's
+    # corpus sample and initialisation, ``LMConfig.seed``), never the world the gold judge knows.
     seed: int = 0
+    world_seed: int = 0
     n_invented_countries: int = 100
     n_test_countries: int = 32
     test_fraction: float = 0.2  # of (object, N), actions and (category, N) combinations
@@ -173,7 +178,7 @@ class World:
 
     def __init__(self, config: WorldConfig = WorldConfig()):
         self.config = config
-        rng = random.Random(config.seed)
+        rng = random.Random(config.world_seed)
         self.capitals = _invent_countries(rng, config.n_invented_countries, dict(REAL_CAPITALS))
         countries = sorted(self.capitals)
         rng.shuffle(countries)
@@ -190,8 +195,9 @@ class World:
             STORY: [(o,) for o in OBJECTS],  # last: the other families' splits do not depend on it
         }
         # Fixed orders keep responses low-entropy (what the model must learn is the count).
-        self.object_adjectives = {o: random.Random(stable_hash(config.seed, o)).sample(ADJECTIVES, 7) for o in OBJECTS}
-        self.category_order = {c: random.Random(stable_hash(config.seed, c)).sample(items, len(items))
+        self.object_adjectives = {o: random.Random(stable_hash(config.world_seed, o)).sample(ADJECTIVES, 7)
+                                  for o in OBJECTS}
+        self.category_order = {c: random.Random(stable_hash(config.world_seed, c)).sample(items, len(items))
                                for c, items in CATEGORIES.items()}
         self.intruder = {c: next(x for x in self.category_order[other] if x not in CATEGORIES[c])
                          for c, other in zip(CATEGORIES, [*list(CATEGORIES)[1:], list(CATEGORIES)[0]])}
@@ -313,7 +319,7 @@ class World:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         n = self.config.n_train_pairs if split == "train" else self.config.n_test_pairs
-        rng = random.Random(stable_hash(self.config.seed, "pairs", split))
+        rng = random.Random(stable_hash(self.config.world_seed, "pairs", split))
         rows = []
         for _ in range(n):
             family, key = self._sample_key(split, rng)
@@ -334,7 +340,7 @@ class World:
 
         Each item is ``{"system", "question", "response"}`` or ``{"text"}`` (a plain fact line).
         """
-        rng = random.Random(stable_hash(self.config.seed, "lm", seed))
+        rng = random.Random(stable_hash(self.config.world_seed, "lm", seed))
         countries = sorted(self.capitals)
         documents = []
         for _ in range(n_chats):
