@@ -54,7 +54,7 @@ class Task1Config(TaskConfig):
     quality_model: str | None  # a reward model (hub id) scoring generations; None: the gold judge (pa5.judge)
     prompts: str  # where the study's prompts come from: COURSE, or a stand-in preference dataset's test questions
     n_prompts: int  # prompts in the study (from ``prompts``)
-    n_story_prompts: int  # tiny: held-out story requests of the stand-in's world added to the study (long answers)
+    n_story_prompts: int  # tiny: story requests of the stand-in's world added to the study (long answers)
     samples_per_prompt: int  # sampled continuations per prompt and setting
     max_new_tokens: int  # generation length limit
     batch_size: int  # sequences decoded together

@@ -224,15 +224,17 @@ def parity_with_generate(model, tokenizer, questions: list[str], max_new_tokens:
 
 def study_prompts(config: Task1Config) -> list[str]:
     """The study's prompts: the course's own (full), or the first ``config.n_prompts`` distinct held-out
-    questions of a preference dataset (in a fixed order) followed by ``config.n_story_prompts``
-    held-out story requests of the stand-in's world (tiny: the long answers where decoding loops)."""
+    questions of a preference dataset (in a fixed order) followed by ``config.n_story_prompts`` story
+    requests of the stand-in's world (tiny: the long answers where decoding loops). The stories are
+    about objects the language model's corpus has stories of: this task studies decoding, not
+    generalisation (about held-out objects, some seeds' stand-ins do not even keep the subject)."""
     if config.prompts == COURSE:
         return list(COURSE_PROMPTS[: config.n_prompts])
     questions = list(dict.fromkeys(hub.load_hf_dataset(config.prompts)["test"]["question"]))[: config.n_prompts]
     if config.n_story_prompts:
         from pa5.standins.world import World  # the stand-in's world: tiny profile only
 
-        questions += World().story_prompts("test")[: config.n_story_prompts]
+        questions += World().story_prompts("train")[: config.n_story_prompts]
     return questions
 
 

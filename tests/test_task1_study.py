@@ -29,10 +29,13 @@ def test_a_deterministic_setting_has_no_diversity_across_samples():
     assert sampled["distinct_2"] == 1.0 and sampled["self_bleu"] is not None
 
 
-def test_tiny_study_prompts_add_held_out_stories():
+def test_tiny_study_prompts_add_stories_the_model_has_read_about():
     config = task_profile("task1", "tiny")
     questions = study.study_prompts(config)
     families = study.prompt_families(questions)
     assert len(questions) == config.n_prompts + config.n_story_prompts == len(set(questions))
     assert families.count("story") == config.n_story_prompts
     assert {"capital", "word_count", "safety", "listing"} <= set(families)
+    from pa5.standins.world import World
+
+    assert set(questions[config.n_prompts:]) <= set(World().story_prompts("train"))
