@@ -118,9 +118,9 @@ def calibration(chosen_rewards, rejected_rewards, bins: int = 10) -> dict:
             ece += member.sum().item() / len(margin) * abs(acc - conf)
             rows.append({"bin": f"[{0.5 + b * 0.5 / bins:.2f}, {0.5 + (b + 1) * 0.5 / bins:.2f})",
                          "pairs": int(member.sum()), "confidence": conf, "accuracy": acc})
+    return {"table": pd.DataFrame(rows), "ece": ece, "accuracy": correct.mean().item(),
+            "mean_confidence": confidence.mean().item()}
     ### END SOLUTION
-    return {"table": pd.DataFrame(rows), "ece": ece, "accuracy": (margin > 0).double().mean().item(),
-            "mean_confidence": torch.sigmoid(margin.abs()).mean().item()}
 
 
 def agreement(first: dict, second: dict) -> dict:
