@@ -50,17 +50,18 @@ def evaluation_prompts(test_rows: list[dict], n_test_prompts: int) -> list[dict]
 
 @torch.no_grad()
 def log_ratios(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int,
-               batch_size: int = 16) -> torch.Tensor:
-    """[N] log pi(y|x) - log pi_ref(y|x) over the completion tokens; 0 for a model without an adapter."""
+               batch_size: int = 16, temperature: float = 1.0) -> torch.Tensor:
+    """[N] log pi_T(y|x) - log pi_ref,T(y|x) summed over the completion tokens, both at ``temperature``
+    T; 0 for a model without an adapter (the base itself)."""
     if not hasattr(model, "disable_adapter"):
         return torch.zeros(len(prompts))
     ratios = []
     for start in range(0, len(prompts), batch_size):
         p, c = prompts[start: start + batch_size], completions[start: start + batch_size]
         batch = to_device(pad_completions(p, c, pad_id), model.device)
-        policy = batch_logps(model, batch)
+        policy = batch_logps(model, batch, temperature)
         with reference_mode(model):
-            reference = batch_logps(model, batch)
+            reference = batch_logps(model, batch, temperature)
         ratios.append((policy - reference).cpu())
     return torch.cat(ratios)
 

@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 
 from pa5.checks import check_int
-from task2.data import pad_completions, to_device
-from task2.policy import generate, policy_logps, reference_mode
+from task2.evaluate import log_ratios
+from task2.policy import generate
 from task2.reward_model import Scorer
 from task2.rollout import Gold, judge_gold
 
@@ -48,24 +48,6 @@ def best_of_n_weights(pool: int, n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def tempered_log_ratios(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int, temperature: float,
-                        batch_size: int = 64) -> torch.Tensor:
-    """[N] log pi_T(y|x) - log pi_ref,T(y|x) summed over the completion tokens, both at temperature T;
-    0 for a model without an adapter (the base itself)."""
-    if not hasattr(model, "disable_adapter"):
-        return torch.zeros(len(prompts))
-    ratios = []
-    for start in range(0, len(prompts), batch_size):
-        batch = to_device(pad_completions(prompts[start: start + batch_size], completions[start: start + batch_size],
-                                          pad_id), model.device)
-        mask = batch["loss_mask"].float()
-        policy = policy_logps(model, batch, temperature)[0]
-        with reference_mode(model):
-            reference = policy_logps(model, batch, temperature)[0]
-        ratios.append(((policy - reference) * mask).sum(-1).cpu())
-    return torch.cat(ratios)
-
-
 @torch.no_grad()
 def sample_pool(model, tokenizer, prompts: list[dict], scorer: Scorer, samples: int, max_new_tokens: int,
                 seed: int, gold: Gold | None = None, temperature: float = 1.0, batch_size: int = 512) -> dict:
@@ -79,8 +61,8 @@ def sample_pool(model, tokenizer, prompts: list[dict], scorer: Scorer, samples: 
     shape = (len(prompts), samples)
     return {"proxy": scorer(prompt_ids, completions).float().cpu().view(shape),
             "gold": torch.tensor((gold or judge_gold)(questions, responses), dtype=torch.float32).view(shape),
-            "log_ratio": tempered_log_ratios(model, prompt_ids, completions, tokenizer.pad_token_id,
-                                             temperature).view(shape),
+            "log_ratio": log_ratios(model, prompt_ids, completions, tokenizer.pad_token_id, batch_size=64,
+                                    temperature=temperature).view(shape),
             "responses": responses}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import signal
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,6 +23,16 @@ _grades: dict[str, dict] = {}  # nodeid -> {"nodeid", "points", "passed"}
 def pytest_addoption(parser):
     parser.addoption("--grades-json", default=None, metavar="PATH",
                      help="write {earned, possible, tests: [...]} for the graded tests to PATH")
+    parser.addoption("--student", default=None, metavar="DIR",
+                     help="run the student functions from DIR's modules in the worker (default: this checkout)")
+    parser.addoption("--isolate-student", action="store_true",
+                     help="the worker runs isolated (base interpreter, -I -S, the site-packages view of "
+                          "--site-packages) and must not reach the --forbid folders")
+    parser.addoption("--site-packages", default=None, metavar="DIR", help="the isolated worker's site-packages")
+    parser.addoption("--forbid", action="append", default=[], metavar="DIR",
+                     help="a folder the isolated worker's import system must not reach (repeatable)")
+    parser.addoption("--test-timeout", type=float, default=900.0, metavar="S",
+                     help="seconds one test may run, its student calls included (default 900)")
 
 
 def pytest_configure(config):
@@ -62,6 +73,43 @@ def pytest_collection_finish(session):
         points = dict(item.user_properties).get("points")
         if points is not None:
             _grades[item.nodeid] = {"nodeid": item.nodeid, "points": points, "passed": False}
+
+
+@pytest.fixture(scope="session")
+def student(request):
+    """The worker running the student's code (pa5.worker.Student): the graded tests call student
+    functions only through it and never import a graded module themselves."""
+    from pa5.worker import Student
+
+    config = request.config
+    log = Path(config.getoption("--student") or config.rootpath) / ".pa5-worker.log"
+    worker = Student(config.getoption("--student") or config.rootpath, isolated=config.getoption("--isolate-student"),
+                     forbidden=tuple(config.getoption("--forbid")),
+                     site_packages=config.getoption("--site-packages"),
+                     log=log if config.getoption("--isolate-student") else None)
+    yield worker
+    worker.close()
+
+
+class TestTimeLimit(Exception):
+    pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A per-test limit (SIGALRM, main thread): a student call has its own, shorter limit in the worker."""
+    limit = item.config.getoption("--test-timeout")
+
+    def expire(signum, frame):
+        raise TestTimeLimit(f"{item.nodeid} ran past --test-timeout={limit:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 _failed_a_phase: set[str] = set()

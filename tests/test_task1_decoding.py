@@ -3,27 +3,35 @@ import itertools
 
 import pytest
 import torch
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 from transformers.generation.logits_process import (MinPLogitsWarper, NoRepeatNGramLogitsProcessor,
                                                     RepetitionPenaltyLogitsProcessor, TopKLogitsWarper,
                                                     TopPLogitsWarper, TypicalLogitsWarper)
 
-from task1.decoding import (ban_repeated_ngrams, beam_search, greedy_search, min_p_filter, penalize_repetition,
-                            sample, top_k_filter, top_p_filter, typical_filter)
+from pa5.recipes import tiny_llama
 
 PAD = 0
 MAX_NEW = 10
+TINY_LLAMA = "pa5.recipes:tiny_llama"
 
 
 @pytest.fixture(scope="module")
 def model():
-    """A tiny random Llama; its EOS is the token greedy decoding emits most, so sequences do end."""
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
-    lm = LlamaForCausalLM(config).eval()
-    lm.generation_config = GenerationConfig()  # no hidden defaults (repetition penalty etc.)
-    return lm
+    """A tiny random Llama (generate's copy, here); its EOS is the token greedy decoding emits
+    most, so sequences do end."""
+    return tiny_llama()
+
+
+@pytest.fixture(scope="module")
+def lm(student):
+    """The same Llama, built in the worker from the same recipe: what the student's functions get."""
+    return student.build(TINY_LLAMA)
+
+
+@pytest.fixture(scope="module")
+def D(student):
+    """task1.decoding as the student wrote it, run in the worker (generate and HF's warpers are
+    unavailable to it there)."""
+    return student.module("task1.decoding")
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +60,12 @@ def _cases(prompts):
 
 @pytest.mark.points(2)
 @pytest.mark.parametrize("use_eos", [False, True])
-def test_greedy_matches_generate(model, prompts, eos, use_eos):
+def test_greedy_matches_generate(D, lm, model, prompts, eos, use_eos):
     eos_id = eos if use_eos else None
     for name, ids, mask in _cases(prompts):
         expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False,
                                   eos_token_id=eos_id, pad_token_id=PAD)
-        got = greedy_search(model, ids, MAX_NEW, eos_token_id=eos_id, pad_token_id=PAD, attention_mask=mask)
+        got = D.greedy_search(lm, ids, MAX_NEW, eos_token_id=eos_id, pad_token_id=PAD, attention_mask=mask)
         assert got.shape == expected.shape, (f"{name}: shape {tuple(got.shape)} vs generate's {tuple(expected.shape)} "
                                              "- stop when every sequence has finished, and not before")
         assert torch.equal(got, expected), (f"{name}: tokens differ - with left padding, position ids must be "
@@ -66,15 +74,14 @@ def test_greedy_matches_generate(model, prompts, eos, use_eos):
 
 @pytest.mark.points(0.5)
 @pytest.mark.parametrize("temperature, top_k, top_p", list(itertools.product([0.5, 1.0, 1.7], [None, 4], [None, 0.7])))
-def test_sampling_matches_generate_with_the_same_seed(model, prompts, eos, temperature, top_k, top_p):
+def test_sampling_matches_generate_with_the_same_seed(D, lm, model, prompts, eos, temperature, top_k, top_p):
     for (name, ids, mask), seed in itertools.product(_cases(prompts), [0, 1]):
         torch.manual_seed(seed)
         expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=True,
                                   temperature=temperature, top_k=top_k or 0, top_p=top_p or 1.0,
                                   eos_token_id=eos, pad_token_id=PAD)
-        torch.manual_seed(seed)
-        got = sample(model, ids, MAX_NEW, temperature=temperature, top_k=top_k, top_p=top_p,
-                     eos_token_id=eos, pad_token_id=PAD, attention_mask=mask)
+        got = D.sample(lm, ids, MAX_NEW, temperature=temperature, top_k=top_k, top_p=top_p,
+                       eos_token_id=eos, pad_token_id=PAD, attention_mask=mask, _seed=seed)
         assert torch.equal(got, expected), (
             f"{name}, seed {seed}: samples differ - order is temperature -> top-k -> top-p -> "
             "multinomial(softmax), one multinomial per step for every row (finished ones too)")
@@ -84,14 +91,14 @@ def test_sampling_matches_generate_with_the_same_seed(model, prompts, eos, tempe
 @pytest.mark.parametrize("num_beams, length_penalty, early_stopping, num_return_sequences", [
     (b, lp, es, r) for b, lp, es, r in itertools.product([2, 3], [1.0, 0.0, 2.0, -0.5], [False, True, "never"], [1, 2])
 ])
-def test_beam_search_matches_generate(model, prompts, eos, num_beams, length_penalty, early_stopping,
+def test_beam_search_matches_generate(D, lm, model, prompts, eos, num_beams, length_penalty, early_stopping,
                                       num_return_sequences):
     for name, ids, mask in _cases(prompts):
         expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False,
                                   num_beams=num_beams, length_penalty=length_penalty, early_stopping=early_stopping,
                                   num_return_sequences=num_return_sequences, eos_token_id=eos, pad_token_id=PAD,
                                   output_scores=True, return_dict_in_generate=True)
-        sequences, scores = beam_search(model, ids, num_beams, MAX_NEW, length_penalty=length_penalty,
+        sequences, scores = D.beam_search(lm, ids, num_beams, MAX_NEW, length_penalty=length_penalty,
                                         early_stopping=early_stopping, num_return_sequences=num_return_sequences,
                                         eos_token_id=eos, pad_token_id=PAD, attention_mask=mask)
         assert torch.equal(sequences, expected.sequences), (
@@ -102,27 +109,27 @@ def test_beam_search_matches_generate(model, prompts, eos, num_beams, length_pen
 
 
 @pytest.mark.points(1)
-def test_beam_search_without_eos_runs_to_the_limit(model, prompts):
+def test_beam_search_without_eos_runs_to_the_limit(D, lm, model, prompts):
     ids, mask = prompts
     expected = model.generate(ids, attention_mask=mask, max_new_tokens=6, num_beams=3, do_sample=False,
                               num_return_sequences=3, output_scores=True, return_dict_in_generate=True)
-    sequences, scores = beam_search(model, ids, 3, 6, num_return_sequences=3, attention_mask=mask)
+    sequences, scores = D.beam_search(lm, ids, 3, 6, num_return_sequences=3, attention_mask=mask)
     assert sequences.shape == (9, ids.shape[1] + 6)
     assert torch.equal(sequences, expected.sequences)
     torch.testing.assert_close(scores, expected.sequences_scores, atol=1e-4, rtol=0)
 
 
-def test_results_can_feed_a_gradient_tracking_forward(model, prompts):
+def test_results_can_feed_a_gradient_tracking_forward(student, lm, prompts):
     ids, mask = prompts
-    out = greedy_search(model, ids, 3, attention_mask=mask)
-    loss = model(input_ids=out).logits.sum()  # fails on inference-mode tensors
-    assert loss.requires_grad
+    assert student.call("pa5.recipes:greedy_output_feeds_a_gradient_forward", lm, ids, mask) is True, (
+        "greedy_search's output cannot feed a gradient-tracking forward: decode under torch.no_grad(), "
+        "not torch.inference_mode()")
 
 
 @pytest.mark.points(1)
-def test_eos_stops_and_pads(model, prompts, eos):
+def test_eos_stops_and_pads(D, lm, model, prompts, eos):
     ids, mask = prompts
-    out = greedy_search(model, ids, 30, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask)
+    out = D.greedy_search(lm, ids, 30, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask)
     generated = out[:, ids.shape[1]:]
     ended = (generated == eos).any(dim=1)
     assert ended.any(), "the fixture's EOS is the most frequent greedy token: some sequence must end"
@@ -130,15 +137,15 @@ def test_eos_stops_and_pads(model, prompts, eos):
         after = row[int((row == eos).nonzero()[0]) + 1:]
         assert (after == PAD).all(), "after its EOS a sequence continues with pad_token_id only"
     i = int(ended.nonzero()[0])
-    alone = greedy_search(model, ids[i:i + 1], 30, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask[i:i + 1])
+    alone = D.greedy_search(lm, ids[i:i + 1], 30, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask[i:i + 1])
     assert alone[0, -1] == eos and alone.shape[1] < ids.shape[1] + 30, (
         "generation must stop as soon as every sequence has finished")
-    no_eos = greedy_search(model, ids, 7, attention_mask=mask)
+    no_eos = D.greedy_search(lm, ids, 7, attention_mask=mask)
     assert no_eos.shape[1] == ids.shape[1] + 7, "eos_token_id=None means exactly max_new_tokens"
 
 
 @pytest.mark.points(2)
-def test_filters_match_hf_warpers_including_ties():
+def test_filters_match_hf_warpers_including_ties(D):
     torch.manual_seed(0)
     for trial in range(200):
         # integer logits make ties common; -inf entries mimic an earlier filter
@@ -148,27 +155,27 @@ def test_filters_match_hf_warpers_including_ties():
         k, p, keep = trial % 12, [0.1, 0.5, 0.9, 0.99, 1.0][trial % 5], 1 + trial % 3
         if k:
             expected = TopKLogitsWarper(k, min_tokens_to_keep=keep)(None, logits)
-            assert torch.equal(top_k_filter(logits, k, keep), expected), (
+            assert torch.equal(D.top_k_filter(logits, k, keep), expected), (
                 f"top-k (k={k}, min_keep={keep}): keep every logit >= the k-th largest value (ties included)")
         expected = TopPLogitsWarper(p, min_tokens_to_keep=keep)(None, logits)
-        assert torch.equal(top_p_filter(logits, p, keep), expected), (
+        assert torch.equal(D.top_p_filter(logits, p, keep), expected), (
             f"top-p (p={p}, min_keep={keep}): sort ascending, drop tokens while the cumulative mass <= 1 - p")
 
 
 @pytest.mark.points(1)
-def test_top_k_filter_hand_case():
+def test_top_k_filter_hand_case(D):
     logits = torch.tensor([[1.0, 3.0, 3.0, 2.0, 0.0]])
-    assert torch.equal(top_k_filter(logits, 2), torch.tensor([[-float("inf"), 3.0, 3.0, -float("inf"), -float("inf")]]))
-    assert torch.isfinite(top_k_filter(logits, 3)).sum() == 3
-    assert torch.isfinite(top_k_filter(logits, 0, min_tokens_to_keep=2)).sum() == 2
+    assert torch.equal(D.top_k_filter(logits, 2), torch.tensor([[-float("inf"), 3.0, 3.0, -float("inf"), -float("inf")]]))
+    assert torch.isfinite(D.top_k_filter(logits, 3)).sum() == 3
+    assert torch.isfinite(D.top_k_filter(logits, 0, min_tokens_to_keep=2)).sum() == 2
 
 
 @pytest.mark.points(1)
-def test_top_p_filter_keeps_the_token_that_crosses_p():
+def test_top_p_filter_keeps_the_token_that_crosses_p(D):
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
-    kept = torch.isfinite(top_p_filter(probs.log(), 0.7))
+    kept = torch.isfinite(D.top_p_filter(probs.log(), 0.7))
     assert kept.tolist() == [[True, True, False, False]], "0.5 < 0.7, so the 0.3 token that crosses p stays"
-    assert torch.isfinite(top_p_filter(probs.log(), 0.5)).sum() == 1
+    assert torch.isfinite(D.top_p_filter(probs.log(), 0.5)).sum() == 1
 
 
 # --------------------------------------------------------------------------- min-p, typical, repetition controls
@@ -183,38 +190,38 @@ def _random_logits(trial: int) -> torch.Tensor:
 
 
 @pytest.mark.points(1.5)
-def test_min_p_and_typical_filters_match_hf_warpers():
+def test_min_p_and_typical_filters_match_hf_warpers(D):
     torch.manual_seed(0)
     for trial in range(150):
         logits, keep = _random_logits(trial), 1 + trial % 3
         for min_p in (0.0, 0.05, 0.3, 1.0):
             expected = MinPLogitsWarper(min_p, min_tokens_to_keep=keep)(None, logits.clone())
-            assert torch.equal(min_p_filter(logits, min_p, keep), expected), (
+            assert torch.equal(D.min_p_filter(logits, min_p, keep), expected), (
                 f"min-p (min_p={min_p}, min_keep={keep}): remove tokens with probability < min_p * the top "
                 "probability, then keep the min_keep most likely (torch.topk on the probabilities)")
         for mass in (0.1, 0.5, 0.9, 0.99):
             expected = TypicalLogitsWarper(mass, min_tokens_to_keep=keep)(None, logits.clone())
-            assert torch.equal(typical_filter(logits, mass, keep), expected), (
+            assert torch.equal(D.typical_filter(logits, mass, keep), expected), (
                 f"typical (mass={mass}, min_keep={keep}): sort by |-log p - H| ascending, keep up to the first "
                 "token where the cumulative mass reaches `mass`, plus every token exactly as close to H")
 
 
 @pytest.mark.points(1)
-def test_min_p_and_typical_hand_cases():
+def test_min_p_and_typical_hand_cases(D):
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
-    assert torch.isfinite(min_p_filter(probs.log(), 0.4)).tolist() == [[True, True, False, False]], (
+    assert torch.isfinite(D.min_p_filter(probs.log(), 0.4)).tolist() == [[True, True, False, False]], (
         "min_p 0.4 of a top probability 0.5 is a threshold of 0.2: 0.5 and 0.3 stay")
-    assert torch.isfinite(min_p_filter(probs.log(), 1.0)).sum() == 1, "min_p = 1 keeps only the most likely token"
+    assert torch.isfinite(D.min_p_filter(probs.log(), 1.0)).sum() == 1, "min_p = 1 keeps only the most likely token"
     # H = 1.142 nats; surprisals 0.69, 1.20, 1.90, 3.00: the 0.3 token is the most typical, then the 0.5 one
-    kept = torch.isfinite(typical_filter(probs.log(), 0.2))
+    kept = torch.isfinite(D.typical_filter(probs.log(), 0.2))
     assert kept.tolist() == [[False, True, False, False]], (
         "typical keeps the token whose surprisal -log p is closest to the entropy first (here the 0.3 token, "
         "not the most likely one)")
-    assert torch.isfinite(typical_filter(probs.log(), 0.6)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(D.typical_filter(probs.log(), 0.6)).tolist() == [[True, True, False, False]]
 
 
 @pytest.mark.points(1.5)
-def test_repetition_controls_match_hf_processors():
+def test_repetition_controls_match_hf_processors(D):
     torch.manual_seed(0)
     for trial in range(100):
         sequences = torch.randint(0, 6 if trial % 2 else 30, (4, 3 + trial % 9))
@@ -222,28 +229,28 @@ def test_repetition_controls_match_hf_processors():
         start = torch.randint(0, sequences.shape[1], (4,))
         penalty = (0.5, 1.3, 2.0)[trial % 3]
         expected = RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=start)(sequences, scores.clone())
-        assert torch.equal(penalize_repetition(scores, sequences, penalty, start), expected), (
+        assert torch.equal(D.penalize_repetition(scores, sequences, penalty, start), expected), (
             f"repetition penalty {penalty}: tokens present in the row (positions from prompt_start on) are divided "
             "by the penalty if their score is positive, multiplied by it if negative; the others are unchanged")
         for n in (1, 2, 3, 4):
             expected = NoRepeatNGramLogitsProcessor(n)(sequences, scores.clone())
-            assert torch.equal(ban_repeated_ngrams(scores, sequences, n), expected), (
+            assert torch.equal(D.ban_repeated_ngrams(scores, sequences, n), expected), (
                 f"no-repeat {n}-grams: ban (-inf) every token that follows an earlier occurrence of the row's last "
                 f"{n - 1} tokens; nothing is banned while the row is shorter than {n}")
 
 
 @pytest.mark.points(1)
-def test_repetition_controls_hand_cases():
+def test_repetition_controls_hand_cases(D):
     scores = torch.tensor([[2.0, -2.0, 1.0, -1.0]])
     seen = torch.tensor([[0, 1, 1]])
-    assert penalize_repetition(scores, seen, 2.0).tolist() == [[1.0, -4.0, 1.0, -1.0]], (
+    assert D.penalize_repetition(scores, seen, 2.0).tolist() == [[1.0, -4.0, 1.0, -1.0]], (
         "a seen token with a positive score is divided by the penalty, a negative one multiplied by it")
-    assert penalize_repetition(scores, seen, 2.0, torch.tensor([2])).tolist() == [[2.0, -4.0, 1.0, -1.0]], (
+    assert D.penalize_repetition(scores, seen, 2.0, torch.tensor([2])).tolist() == [[2.0, -4.0, 1.0, -1.0]], (
         "positions before prompt_start are left padding: token 0 there is no occurrence")
-    banned = ban_repeated_ngrams(torch.zeros(1, 4), torch.tensor([[1, 2, 3, 1, 2]]), 3)
+    banned = D.ban_repeated_ngrams(torch.zeros(1, 4), torch.tensor([[1, 2, 3, 1, 2]]), 3)
     assert torch.isinf(banned).tolist() == [[False, False, False, True]], (
         "the row ends with (1, 2), and (1, 2, 3) occurred: token 3 is banned, nothing else")
-    assert not torch.isinf(ban_repeated_ngrams(torch.zeros(1, 4), torch.tensor([[1, 2]]), 3)).any()
+    assert not torch.isinf(D.ban_repeated_ngrams(torch.zeros(1, 4), torch.tensor([[1, 2]]), 3)).any()
 
 
 CONTROLS = [{"repetition_penalty": rp, "no_repeat_ngram_size": n}
@@ -252,19 +259,19 @@ CONTROLS = [{"repetition_penalty": rp, "no_repeat_ngram_size": n}
 
 @pytest.mark.points(0.25)
 @pytest.mark.parametrize("controls", CONTROLS)
-def test_greedy_and_beam_with_repetition_controls_match_generate(model, prompts, eos, controls):
+def test_greedy_and_beam_with_repetition_controls_match_generate(D, lm, model, prompts, eos, controls):
     hf = {k: v for k, v in controls.items() if v is not None}
     for name, ids, mask in _cases(prompts):
         expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False,
                                   eos_token_id=eos, pad_token_id=PAD, **hf)
-        got = greedy_search(model, ids, MAX_NEW, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask, **controls)
+        got = D.greedy_search(lm, ids, MAX_NEW, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask, **controls)
         assert torch.equal(got, expected), (
             f"greedy {controls}, {name}: tokens differ - apply the repetition penalty, then the n-gram ban, to the "
             "raw logits before the argmax, on the whole sequence so far (prompt included, left padding not)")
         expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=False, num_beams=3,
                                   eos_token_id=eos, pad_token_id=PAD, output_scores=True, return_dict_in_generate=True,
                                   **hf)
-        sequences, scores = beam_search(model, ids, 3, MAX_NEW, eos_token_id=eos, pad_token_id=PAD,
+        sequences, scores = D.beam_search(lm, ids, 3, MAX_NEW, eos_token_id=eos, pad_token_id=PAD,
                                         attention_mask=mask, **controls)
         assert torch.equal(sequences, expected.sequences), (
             f"beam {controls}, {name}: beams differ - in beam search the controls act on each beam's log-probs "
@@ -279,60 +286,60 @@ def test_greedy_and_beam_with_repetition_controls_match_generate(model, prompts,
     {"typical_p": 0.7, "min_p": 0.05, "temperature": 1.2}, {"repetition_penalty": 1.3, "temperature": 0.7},
     {"no_repeat_ngram_size": 2, "top_p": 0.8}, {"repetition_penalty": 0.8, "no_repeat_ngram_size": 3, "min_p": 0.1},
 ])
-def test_sampling_with_min_p_typical_and_repetition_controls_matches_generate(model, prompts, eos, options):
+def test_sampling_with_min_p_typical_and_repetition_controls_matches_generate(D, lm, model, prompts, eos, options):
     hf = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, **options}
     for (name, ids, mask), seed in itertools.product(_cases(prompts), [0, 1]):
         torch.manual_seed(seed)
         expected = model.generate(ids, attention_mask=mask, max_new_tokens=MAX_NEW, do_sample=True,
                                   eos_token_id=eos, pad_token_id=PAD, **hf)
-        torch.manual_seed(seed)
-        got = sample(model, ids, MAX_NEW, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask, **options)
+        got = D.sample(lm, ids, MAX_NEW, eos_token_id=eos, pad_token_id=PAD, attention_mask=mask, _seed=seed,
+                       **options)
         assert torch.equal(got, expected), (
             f"{options}, {name}, seed {seed}: samples differ - generate's order is repetition penalty -> n-gram ban "
             "-> temperature -> top-k -> top-p -> min-p -> typical -> multinomial(softmax)")
 
 
 @pytest.mark.parametrize("call, argument", [
-    (lambda m, ids: greedy_search(m, ids, -1), "max_new_tokens"),
-    (lambda m, ids: sample(m, ids, -3), "max_new_tokens"),
-    (lambda m, ids: beam_search(m, ids, 0, 5), "num_beams"),
-    (lambda m, ids: beam_search(m, ids, 2, 5, num_return_sequences=3), "num_return_sequences"),
-    (lambda m, ids: beam_search(m, ids, 2, 5, early_stopping="sometimes"), "early_stopping"),
-    (lambda m, ids: top_k_filter(torch.zeros(1, 5), -1), "k"),
-    (lambda m, ids: top_p_filter(torch.zeros(1, 5), 0.0), "p"),
-    (lambda m, ids: top_p_filter(torch.zeros(1, 5), 1.5), "p"),
-    (lambda m, ids: sample(m, ids, 5, top_p=0.0), "top_p"),
-    (lambda m, ids: sample(m, ids, 5, top_k=-2), "top_k"),
-    (lambda m, ids: sample(m, ids, 5, temperature=0.0), "temperature"),
-    (lambda m, ids: sample(m, ids, 5, temperature=-1.0), "temperature"),
-    (lambda m, ids: greedy_search(m, ids[:, :0], 5), "input_ids"),
-    (lambda m, ids: greedy_search(m, ids, 5, attention_mask=torch.ones(1, 2)), "attention_mask"),
-    (lambda m, ids: beam_search(m, ids, 2, 5, attention_mask=torch.ones(3, 3)), "attention_mask"),
-    (lambda m, ids: greedy_search(m, ids, 5, attention_mask=[[1] * 7] * 3), "attention_mask"),
-    (lambda m, ids: greedy_search(m, ids, 5, attention_mask=torch.full((3, 7), 0.5)), "attention_mask"),
-    (lambda m, ids: greedy_search(m, ids.float(), 5), "input_ids"),
-    (lambda m, ids: greedy_search(m, ids, True), "max_new_tokens"),
-    (lambda m, ids: greedy_search(m, ids, 5, eos_token_id=[3, 4]), "eos_token_id"),
-    (lambda m, ids: sample(m, ids, 5, temperature=float("nan")), "temperature"),
-    (lambda m, ids: sample(m, ids, 5, temperature=float("inf")), "temperature"),
-    (lambda m, ids: beam_search(m, ids, 2, 5, length_penalty="long"), "length_penalty"),
-    (lambda m, ids: beam_search(m, ids, 2, 5, length_penalty=float("nan")), "length_penalty"),
-    (lambda m, ids: greedy_search(m, ids, 5, repetition_penalty=-1.2), "repetition_penalty"),
-    (lambda m, ids: sample(m, ids, 5, repetition_penalty=0.0), "repetition_penalty"),
-    (lambda m, ids: beam_search(m, ids, 2, 5, repetition_penalty=float("inf")), "repetition_penalty"),
-    (lambda m, ids: greedy_search(m, ids, 5, no_repeat_ngram_size=2.5), "no_repeat_ngram_size"),
-    (lambda m, ids: beam_search(m, ids, 2, 5, no_repeat_ngram_size=-1), "no_repeat_ngram_size"),
-    (lambda m, ids: sample(m, ids, 5, no_repeat_ngram_size=True), "no_repeat_ngram_size"),
-    (lambda m, ids: sample(m, ids, 5, min_p=1.5), "min_p"),
-    (lambda m, ids: sample(m, ids, 5, min_p=-0.1), "min_p"),
-    (lambda m, ids: sample(m, ids, 5, typical_p=0.0), "typical_p"),
-    (lambda m, ids: sample(m, ids, 5, typical_p=1.2), "typical_p"),
-    (lambda m, ids: min_p_filter(torch.zeros(1, 5), float("nan")), "min_p"),
-    (lambda m, ids: typical_filter(torch.zeros(1, 5), 0.0), "mass"),
-    (lambda m, ids: penalize_repetition(torch.zeros(1, 5), ids, -1.0), "penalty"),
-    (lambda m, ids: ban_repeated_ngrams(torch.zeros(1, 5), ids, 0), "ngram_size"),
+    (lambda D, m, ids: D.greedy_search(m, ids, -1), "max_new_tokens"),
+    (lambda D, m, ids: D.sample(m, ids, -3), "max_new_tokens"),
+    (lambda D, m, ids: D.beam_search(m, ids, 0, 5), "num_beams"),
+    (lambda D, m, ids: D.beam_search(m, ids, 2, 5, num_return_sequences=3), "num_return_sequences"),
+    (lambda D, m, ids: D.beam_search(m, ids, 2, 5, early_stopping="sometimes"), "early_stopping"),
+    (lambda D, m, ids: D.top_k_filter(torch.zeros(1, 5), -1), "k"),
+    (lambda D, m, ids: D.top_p_filter(torch.zeros(1, 5), 0.0), "p"),
+    (lambda D, m, ids: D.top_p_filter(torch.zeros(1, 5), 1.5), "p"),
+    (lambda D, m, ids: D.sample(m, ids, 5, top_p=0.0), "top_p"),
+    (lambda D, m, ids: D.sample(m, ids, 5, top_k=-2), "top_k"),
+    (lambda D, m, ids: D.sample(m, ids, 5, temperature=0.0), "temperature"),
+    (lambda D, m, ids: D.sample(m, ids, 5, temperature=-1.0), "temperature"),
+    (lambda D, m, ids: D.greedy_search(m, ids[:, :0], 5), "input_ids"),
+    (lambda D, m, ids: D.greedy_search(m, ids, 5, attention_mask=torch.ones(1, 2)), "attention_mask"),
+    (lambda D, m, ids: D.beam_search(m, ids, 2, 5, attention_mask=torch.ones(3, 3)), "attention_mask"),
+    (lambda D, m, ids: D.greedy_search(m, ids, 5, attention_mask=[[1] * 7] * 3), "attention_mask"),
+    (lambda D, m, ids: D.greedy_search(m, ids, 5, attention_mask=torch.full((3, 7), 0.5)), "attention_mask"),
+    (lambda D, m, ids: D.greedy_search(m, ids.float(), 5), "input_ids"),
+    (lambda D, m, ids: D.greedy_search(m, ids, True), "max_new_tokens"),
+    (lambda D, m, ids: D.greedy_search(m, ids, 5, eos_token_id=[3, 4]), "eos_token_id"),
+    (lambda D, m, ids: D.sample(m, ids, 5, temperature=float("nan")), "temperature"),
+    (lambda D, m, ids: D.sample(m, ids, 5, temperature=float("inf")), "temperature"),
+    (lambda D, m, ids: D.beam_search(m, ids, 2, 5, length_penalty="long"), "length_penalty"),
+    (lambda D, m, ids: D.beam_search(m, ids, 2, 5, length_penalty=float("nan")), "length_penalty"),
+    (lambda D, m, ids: D.greedy_search(m, ids, 5, repetition_penalty=-1.2), "repetition_penalty"),
+    (lambda D, m, ids: D.sample(m, ids, 5, repetition_penalty=0.0), "repetition_penalty"),
+    (lambda D, m, ids: D.beam_search(m, ids, 2, 5, repetition_penalty=float("inf")), "repetition_penalty"),
+    (lambda D, m, ids: D.greedy_search(m, ids, 5, no_repeat_ngram_size=2.5), "no_repeat_ngram_size"),
+    (lambda D, m, ids: D.beam_search(m, ids, 2, 5, no_repeat_ngram_size=-1), "no_repeat_ngram_size"),
+    (lambda D, m, ids: D.sample(m, ids, 5, no_repeat_ngram_size=True), "no_repeat_ngram_size"),
+    (lambda D, m, ids: D.sample(m, ids, 5, min_p=1.5), "min_p"),
+    (lambda D, m, ids: D.sample(m, ids, 5, min_p=-0.1), "min_p"),
+    (lambda D, m, ids: D.sample(m, ids, 5, typical_p=0.0), "typical_p"),
+    (lambda D, m, ids: D.sample(m, ids, 5, typical_p=1.2), "typical_p"),
+    (lambda D, m, ids: D.min_p_filter(torch.zeros(1, 5), float("nan")), "min_p"),
+    (lambda D, m, ids: D.typical_filter(torch.zeros(1, 5), 0.0), "mass"),
+    (lambda D, m, ids: D.penalize_repetition(torch.zeros(1, 5), ids, -1.0), "penalty"),
+    (lambda D, m, ids: D.ban_repeated_ngrams(torch.zeros(1, 5), ids, 0), "ngram_size"),
 ])
-def test_bad_input_is_a_value_error_naming_the_argument(model, prompts, call, argument):
+def test_bad_input_is_a_value_error_naming_the_argument(D, lm, model, prompts, call, argument):
     ids, _ = prompts
     with pytest.raises(ValueError, match=argument):
-        call(model, ids)
+        call(D, lm, ids)

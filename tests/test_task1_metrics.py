@@ -1,13 +1,18 @@
 """Task 1: diversity and quality metrics on hand-computed examples."""
 import pytest
 
-from task1.metrics import (QualityScorer, bleu, distinct_n, distinct_n_per_text, length_in_words,
-                           longest_repeated_span, repetition_rate,
-                           self_bleu)
+from task1.metrics import QualityScorer, bleu, self_bleu
+
+
+@pytest.fixture(scope="module")
+def metrics(student):
+    """task1.metrics, as the student wrote it, in the worker."""
+    return student.module("task1.metrics")
 
 
 @pytest.mark.points(1)
-def test_distinct_n_hand_cases():
+def test_distinct_n_hand_cases(metrics):
+    distinct_n, distinct_n_per_text = metrics.distinct_n, metrics.distinct_n_per_text
     assert distinct_n(["a b a b"], 1) == 0.5, "2 distinct unigrams out of 4"
     assert distinct_n(["a b", "a c"], 2) == 1.0
     assert distinct_n(["a b", "A B"], 2) == 0.5, "n-grams are compared lower-cased, over the whole set"
@@ -16,7 +21,8 @@ def test_distinct_n_hand_cases():
 
 
 @pytest.mark.points(1)
-def test_longest_repeated_span():
+def test_longest_repeated_span(metrics):
+    longest_repeated_span = metrics.longest_repeated_span
     assert longest_repeated_span("one two three") == 0, "no word occurs twice"
     assert longest_repeated_span("the cat sat and the cat ran") == 2, "'the cat' occurs twice"
     assert longest_repeated_span("a a a") == 2, "overlapping occurrences count: 'a a' at positions 0 and 1"
@@ -27,7 +33,8 @@ def test_longest_repeated_span():
 
 
 @pytest.mark.points(1)
-def test_repetition_and_length():
+def test_repetition_and_length(metrics):
+    repetition_rate, length_in_words = metrics.repetition_rate, metrics.length_in_words
     assert repetition_rate("a b c a b c", n=3) == 0.25, "trigrams abc, bca, cab, abc: one repeat of four"
     assert repetition_rate("one two three", n=3) == 0.0
     assert repetition_rate("so so so so", n=1) == 0.75
