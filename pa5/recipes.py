@@ -28,3 +28,8 @@ def greedy_output_feeds_a_gradient_forward(model, input_ids: torch.Tensor, atten
     from task1.decoding import greedy_search
     out = greedy_search(model, input_ids, 3, attention_mask=attention_mask)
     return bool(model(input_ids=out).logits.sum().requires_grad)
+
+
+def tiny_llama_generate(model, input_ids: torch.Tensor) -> torch.Tensor:
+    """Two greedy tokens with transformers' own generate (the guard test's given-code control)."""
+    return model.generate(input_ids, max_new_tokens=2, do_sample=False)

@@ -17,6 +17,7 @@ import ast
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import tokenize
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # pa5.worker
 DEFAULT_DEST = REPO_ROOT / "dist" / "student"
 RELEASE_STAMP = ".student-release"  # in a release's root: this checkout is a handout, not the solutions
 
@@ -261,21 +263,37 @@ def build(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, graded: dict[str, l
 
 
 # --------------------------------------------------------------------------- grading
+# Limits of one grading run (README, "Grading"): a student call, a test, the whole run.
+CALL_TIMEOUT_S = 120
+TEST_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 45 * 60
+_SUMMARY_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
+
+
 def run_graded_tests(checkout: Path, grades_json: Path, tests: list[str] | None = None, quiet: bool = True,
-                     collect_only: bool = False) -> dict:
+                     collect_only: bool = False, worker: list[str] = (), timeout: float = RUN_TIMEOUT_S) -> dict:
     """``make grade``'s pytest run (graded tests only) in ``checkout`` with this interpreter, importing
     the checkout's own modules (PYTHONPATH; tests/conftest.py refuses any other). A test file that
-    fails to import is reported and the others still run. ``quiet``: no failure reports, output
-    kept back unless pytest could not run. Returns grades.json's content."""
+    fails to import is reported and the others still run. ``worker``: conftest options for the
+    student worker. ``quiet``: no failure reports, output kept back unless pytest could not run.
+    Returns grades.json's content, with "passed_reported": the passed count of pytest's own summary."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "pytest", "-m", "points", "-p", "no:cacheprovider", "--continue-on-collection-errors",
-               f"--grades-json={grades_json}", *(["-q", "--tb=no", "-rN"] if quiet else []),
+               f"--grades-json={grades_json}", *(["-q", "--tb=no", "-rN"] if quiet else []), *worker,
                *(["--collect-only"] if collect_only else []), *(tests or [])]
-    result = subprocess.run(command, cwd=checkout, env=env, capture_output=quiet, text=True)
+    try:
+        result = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"grading {checkout} ran past its limit of {timeout:g} s") from None
+    if not quiet:
+        print(result.stdout, end=""), print(result.stderr, end="", file=sys.stderr)
     if result.returncode not in _TESTS_RAN or not grades_json.exists():
         raise RuntimeError(f"pytest in {checkout} did not run the tests (exit {result.returncode})"
                            + (f":\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}" if quiet else ""))
-    return json.loads(grades_json.read_text())
+    grades = json.loads(grades_json.read_text())
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    grades["passed_reported"] = sum(int(n) for n, word in _SUMMARY_COUNT.findall(summary) if word == "passed")
+    return grades
 
 
 def graded_tests(root: Path) -> dict[str, float]:
@@ -285,27 +303,50 @@ def graded_tests(root: Path) -> dict[str, float]:
     return {row["nodeid"]: row["points"] for row in rows}
 
 
+def _worker_folder(root: Path, checkout: Path, dest: Path, graded_functions: dict[str, list[str]]) -> None:
+    """What the worker may see: the given modules and the student's graded files - no tests (the
+    hidden ones least of all), no notebooks' outputs, nothing else of ``root``."""
+    for rel in repository_files(root):
+        if rel.startswith(("tests/", "tools/", ".")) or not rel.endswith(".py"):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2((checkout if rel in graded_functions else root) / rel, dest / rel)
+
+
 def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str, float] | None = None,
           quiet: bool = True, graded_functions: dict[str, list[str]] = GRADED) -> dict:
     """Grade a student's ``checkout`` with ``root``'s tests, hidden ones included.
 
     The tests run in a scratch copy of ``root`` (its tests, conftest, pyproject and every given
     module) in which only the graded files come from the checkout: nothing else a student changed
-    (a conftest.py, pytest.ini, an edited test) takes part. Every test of ``expected`` ({node id:
-    points}; default: every graded test of ``root``) counts; one that did not run - its file failed
-    to import, say - counts as failed."""
+    (a conftest.py, pytest.ini, an edited test) takes part. The student functions the tests call
+    run in an isolated worker (pa5.worker) from a second scratch folder holding only the given
+    modules and the student's graded files. Points come from ``expected`` ({node id: points};
+    default: ``root``'s own collection), never from a file the run wrote: a test counts as passed
+    only where the run says so and pytest's own summary agrees with the count. One that did not
+    run - its file failed to import, say - counts as failed."""
     missing = [rel for rel in graded_functions if not (checkout / rel).is_file()]
     if missing:
         raise ValueError(f"{checkout} lacks the graded files {', '.join(missing)}")
-    tests = None if expected is None else list(expected)
     expected = graded_tests(root) if expected is None else expected
     with tempfile.TemporaryDirectory(prefix="pa5-grade-") as scratch:
-        copy = Path(scratch) / "checkout"
+        scratch = Path(scratch)
+        copy, worker = scratch / "checkout", scratch / "student"
         for rel in repository_files(root):
             (copy / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2((checkout if rel in graded_functions else root) / rel, copy / rel)
-        ran = {row["nodeid"]: row for row in run_graded_tests(copy, Path(scratch) / "grades.json", tests, quiet)["tests"]}
-    rows = [ran.get(nodeid, {"nodeid": nodeid, "points": points, "passed": False}) for nodeid, points in expected.items()]
+        _worker_folder(root, checkout, worker, graded_functions)
+        from pa5.worker import site_packages_view
+        site = site_packages_view(scratch / "site-packages")
+        options = [f"--student={worker}", "--isolate-student", f"--site-packages={site}",
+                   f"--forbid={root.resolve()}", f"--forbid={Path(sys.prefix).resolve()}", f"--forbid={copy}",
+                   f"--test-timeout={TEST_TIMEOUT_S}"]
+        run = run_graded_tests(copy, scratch / "results" / "grades.json", list(expected), quiet, worker=options)
+    passed = {row["nodeid"] for row in run["tests"] if row["passed"] is True} & set(expected)
+    if len(passed) != run["passed_reported"]:
+        raise RuntimeError(f"grading {checkout}: the grade table counts {len(passed)} passed tests, pytest's summary "
+                           f"{run['passed_reported']}: refusing a grade the runner does not confirm")
+    rows = [{"nodeid": nodeid, "points": points, "passed": nodeid in passed} for nodeid, points in expected.items()]
     grades = {"earned": sum(r["points"] for r in rows if r["passed"]), "possible": sum(r["points"] for r in rows),
               "tests": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
