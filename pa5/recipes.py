@@ -33,3 +33,24 @@ def greedy_output_feeds_a_gradient_forward(model, input_ids: torch.Tensor, atten
 def tiny_llama_generate(model, input_ids: torch.Tensor) -> torch.Tensor:
     """Two greedy tokens with transformers' own generate (the guard test's given-code control)."""
     return model.generate(input_ids, max_new_tokens=2, do_sample=False)
+
+
+def with_gradient(target: str, args: list, kwargs: dict | None = None, wrt: tuple[int, ...] = (),
+                  of: int | None = None) -> dict:
+    """``target(*args, **kwargs)`` ("module:function") with ``args[i]`` for i in ``wrt`` made leaves
+    that require grad; the output (``output[of]`` for a tuple) is summed and backpropagated.
+    Returns {"output", "requires_grad": whether each tensor of the output (or the output) tracks a
+    gradient, "grads": [d sum / d args[i], zeros where none flowed, None if not connected]}."""
+    import importlib
+    module, _, function = target.partition(":")
+    args = [a.detach().clone().requires_grad_() if i in wrt else a for i, a in enumerate(args)]
+    output = getattr(importlib.import_module(module), function)(*args, **(kwargs or {}))
+    parts = output if isinstance(output, tuple) else (output,)
+    requires = [bool(isinstance(p, torch.Tensor) and p.requires_grad) for p in parts]
+    loss = output if of is None else output[of]
+    grads = [None] * len(wrt)
+    if isinstance(loss, torch.Tensor) and loss.requires_grad:
+        grads = [None if g is None else g for g in torch.autograd.grad(loss.sum(), [args[i] for i in wrt],
+                                                                        allow_unused=True)]
+    return {"output": output, "requires_grad": requires if isinstance(output, tuple) else requires[0],
+            "grads": grads}

@@ -8,59 +8,66 @@ from task2 import grpo, policy
 from task2.config import GRPO_LOSS_TYPES, GRPOConfig
 from tests.task2_common import MODEL, PROMPTS, length_scorer, load_tokenizer, lora_state
 
+
+@pytest.fixture(scope="module")
+def GRPO(student):
+    """task2.grpo as the student wrote it, in the worker."""
+    return student.module("task2.grpo")
+
+
 @pytest.mark.points(2)
-def test_group_advantages_on_hand_computed_groups():
+def test_group_advantages_on_hand_computed_groups(GRPO):
     rewards = torch.tensor([1.0, 1.0, 3.0, 1.0, 2.0, 4.0, 2.0, 4.0])
-    none = grpo.group_advantages(rewards, 4, scale="none")
+    none = GRPO.group_advantages(rewards, 4, scale="none")
     torch.testing.assert_close(none, torch.tensor([-0.5, -0.5, 1.5, -0.5, -1.0, 1.0, -1.0, 1.0]))
-    group = grpo.group_advantages(rewards, 4, scale="group")
+    group = GRPO.group_advantages(rewards, 4, scale="group")
     # group 1: Bessel std of [1, 1, 3, 1] = 1; group 2: of [2, 4, 2, 4] = sqrt(4/3)
     expected = torch.cat([none[:4] / (1 + 1e-4), none[4:] / (math.sqrt(4 / 3) + 1e-4)])
     torch.testing.assert_close(group, expected, msg=lambda m: "divide by the group's Bessel-corrected std + eps\n" + m)
-    batch = grpo.group_advantages(rewards, 4, scale="batch", eps=0.5)
+    batch = GRPO.group_advantages(rewards, 4, scale="batch", eps=0.5)
     torch.testing.assert_close(batch, none / (rewards.std() + 0.5))
-    assert grpo.zero_spread_fraction(torch.tensor([1.0, 1.0, 2.0, 3.0]), 2) == 0.5
-    torch.testing.assert_close(grpo.group_advantages(torch.ones(4), 2), torch.zeros(4),
+    assert GRPO.zero_spread_fraction(torch.tensor([1.0, 1.0, 2.0, 3.0]), 2) == 0.5
+    torch.testing.assert_close(GRPO.group_advantages(torch.ones(4), 2), torch.zeros(4),
                                msg=lambda m: "equal rewards in a group: advantage 0 (no gradient), not NaN\n" + m)
 
 
 @pytest.mark.parametrize("call, argument", [
-    (lambda: grpo.group_advantages(torch.ones(6), 4), "group_size"),
-    (lambda: grpo.group_advantages(torch.ones(4), 1), "group_size"),
-    (lambda: grpo.group_advantages(torch.ones(4), 2, eps=0.0), "eps"),
-    (lambda: grpo.group_advantages(torch.ones(4), 2, scale="global"), "scale"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), "ppo"), "loss_type"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), "dr_grpo"),
+    (lambda GRPO: GRPO.group_advantages(torch.ones(6), 4), "group_size"),
+    (lambda GRPO: GRPO.group_advantages(torch.ones(4), 1), "group_size"),
+    (lambda GRPO: GRPO.group_advantages(torch.ones(4), 2, eps=0.0), "eps"),
+    (lambda GRPO: GRPO.group_advantages(torch.ones(4), 2, scale="global"), "scale"),
+    (lambda GRPO: GRPO.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), "ppo"), "loss_type"),
+    (lambda GRPO: GRPO.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), "dr_grpo"),
      "max_completion_length"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), beta=0.1),
+    (lambda GRPO: GRPO.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), beta=0.1),
      "ref_logps"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3), torch.ones(2, 3)), "advantages"),
-    (lambda: grpo.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), epsilon=0), "epsilon"),
+    (lambda GRPO: GRPO.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3), torch.ones(2, 3)), "advantages"),
+    (lambda GRPO: GRPO.grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2), torch.ones(2, 3), epsilon=0), "epsilon"),
 ])
-def test_grpo_bad_input_raises_value_error_naming_the_argument(call, argument):
+def test_grpo_bad_input_raises_value_error_naming_the_argument(GRPO, call, argument):
     with pytest.raises(ValueError, match=argument):
-        call()
+        call(GRPO)
 
 
 @pytest.mark.points(2)
-def test_grpo_loss_aggregations_on_a_hand_computed_batch():
+def test_grpo_loss_aggregations_on_a_hand_computed_batch(GRPO):
     # ratio 1 (on-policy): every completion token's loss is -A
     mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
     advantages = torch.tensor([1.0, -0.5])
     logps = torch.zeros(2, 4)
-    losses = {t: grpo.grpo_loss(logps, logps, advantages, mask, t, max_completion_length=8, num_items=12)[0].item()
+    losses = {t: GRPO.grpo_loss(logps, logps, advantages, mask, t, max_completion_length=8, num_items=12)[0].item()
               for t in GRPO_LOSS_TYPES}
     assert losses["grpo"] == pytest.approx((-1.0 + 0.5) / 2), "grpo: token mean per sequence, then mean"
     assert losses["bnpo"] == pytest.approx((-2.0 + 2.0) / 6), "bnpo: all tokens / number of tokens"
     assert losses["dr_grpo"] == pytest.approx(0.0 / (2 * 8)), "dr_grpo: all tokens / (N * max_completion_length)"
     assert losses["dapo"] == pytest.approx(0.0 / 12), "dapo: all tokens / tokens in the generation batch"
     advantages = torch.tensor([1.0, 1.0])
-    grpo_value = grpo.grpo_loss(logps, logps, advantages, mask, "grpo")[0].item()
-    bnpo_value = grpo.grpo_loss(logps, logps, advantages, mask, "bnpo")[0].item()
-    dr_value = grpo.grpo_loss(logps, logps, advantages, mask, "dr_grpo", max_completion_length=8)[0].item()
+    grpo_value = GRPO.grpo_loss(logps, logps, advantages, mask, "grpo")[0].item()
+    bnpo_value = GRPO.grpo_loss(logps, logps, advantages, mask, "bnpo")[0].item()
+    dr_value = GRPO.grpo_loss(logps, logps, advantages, mask, "dr_grpo", max_completion_length=8)[0].item()
     assert (grpo_value, bnpo_value, dr_value) == pytest.approx((-1.0, -1.0, -6 / 16))
     # KL: k3 = e^{-1} - 1 + 1 at every token with ref = logps - 1, ratio 1 -> the correction changes nothing here
-    _, stats = grpo.grpo_loss(logps, logps, advantages, mask, "bnpo", beta=0.1, ref_logps=logps - 1)
+    _, stats = GRPO.grpo_loss(logps, logps, advantages, mask, "bnpo", beta=0.1, ref_logps=logps - 1)
     assert stats["kl"] == pytest.approx(math.exp(-1.0))
 
 

@@ -33,10 +33,23 @@ def _tiny():
     return task_profile("task2", "tiny")
 
 
+@pytest.fixture(scope="module")
+def student_rm(student):
+    """task2.reward_model as the student wrote it, in the worker."""
+    return student.module("task2.reward_model")
+
+
+@pytest.fixture(scope="module")
+def student_policy(student):
+    return student.module("task2.policy")
+
+
 @pytest.mark.points(1)
-def test_last_token_index_right_and_left_padding():
+def test_last_token_index_right_and_left_padding(student_rm):
+    rm = student_rm
     mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
-    assert rm.last_token_index(mask).tolist() == [2, 4, 4, 0]
+    assert rm.last_token_index(mask).tolist() == [2, 4, 4, 0], (
+        "the index of each row's last 1: right padding ends early, left padding ends at the last column")
     with pytest.raises(ValueError, match="attention_mask"):
         rm.last_token_index(torch.tensor([[1, 1], [0, 0]]))
 
@@ -63,7 +76,8 @@ def test_reward_is_read_at_the_closing_end_of_turn_whatever_the_padding(tokenize
 
 ### BEGIN HIDDEN TESTS
 @pytest.mark.points(2)
-def test_sequence_logps_matches_a_brute_force_loop_on_a_grid():
+def test_sequence_logps_matches_a_brute_force_loop_on_a_grid(student_policy):
+    policy = student_policy
     generator = torch.Generator().manual_seed(0)
     for batch, length, vocab in itertools.product((1, 3), (2, 6), (5, 11)):
         logits = torch.randn(batch, length, vocab, generator=generator)
@@ -80,7 +94,8 @@ def test_sequence_logps_matches_a_brute_force_loop_on_a_grid():
 
 
 @pytest.mark.points(1)
-def test_token_kl_hand_case():
+def test_token_kl_hand_case(student_policy):
+    policy = student_policy
     # completion token t is predicted at position t - 1: only position 0 counts for row 0, none for row 1
     policy_logits = torch.tensor([[[0.0, 0.0], [9.0, -9.0]], [[0.0, 0.0], [0.0, 0.0]]])
     reference = torch.tensor([[[math.log(3.0), 0.0], [-9.0, 9.0]], [[5.0, 0.0], [0.0, 5.0]]])
@@ -94,7 +109,8 @@ def test_token_kl_hand_case():
 
 ### BEGIN HIDDEN TESTS
 @pytest.mark.points(1)
-def test_token_kl_is_exact_and_zero_for_identical_models():
+def test_token_kl_is_exact_and_zero_for_identical_models(student_policy):
+    policy = student_policy
     torch.manual_seed(0)
     p, q = torch.randn(2, 4, 6), torch.randn(2, 4, 6)
     mask = torch.tensor([[0, 1, 1, 0], [0, 0, 1, 1]])

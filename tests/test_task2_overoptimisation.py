@@ -12,6 +12,12 @@ from task2 import overoptimisation as overopt
 from task2 import reward_analysis as ra
 
 
+@pytest.fixture(scope="module")
+def student_overopt(student):
+    """task2.overoptimisation as the student wrote it, in the worker."""
+    return student.module("task2.overoptimisation")
+
+
 def test_best_of_n_kl_is_log_n_minus_n_minus_1_over_n():
     assert overopt.best_of_n_kl(1) == 0.0
     assert overopt.best_of_n_kl(2) == pytest.approx(math.log(2) - 0.5)
@@ -21,9 +27,9 @@ def test_best_of_n_kl_is_log_n_minus_n_minus_1_over_n():
 
 
 @pytest.mark.points(1)
-def test_best_of_n_weights_are_the_probability_that_each_rank_is_the_best_of_n():
+def test_best_of_n_weights_are_the_probability_that_each_rank_is_the_best_of_n(student_overopt):
     for pool, n in [(5, 1), (5, 2), (6, 3), (4, 4), (7, 5)]:
-        weights = overopt.best_of_n_weights(pool, n)
+        weights = student_overopt.best_of_n_weights(pool, n)
         # brute force: every n-subset of ranks 0..pool-1 is equally likely; its best is its largest rank
         counts = torch.zeros(pool, dtype=torch.float64)
         for subset in itertools.combinations(range(pool), n):
@@ -31,10 +37,10 @@ def test_best_of_n_weights_are_the_probability_that_each_rank_is_the_best_of_n()
         torch.testing.assert_close(weights, counts / counts.sum(), msg=lambda m: (
             f"pool {pool}, n {n}: rank i (0 = lowest) is the best of n draws without replacement in C(i, n-1) of "
             f"the C(pool, n) subsets\n{m}"))
-    assert overopt.best_of_n_weights(5, 1).tolist() == [0.2] * 5, "best-of-1 is one uniform draw"
-    assert overopt.best_of_n_weights(4, 4).tolist() == [0, 0, 0, 1], "best-of-pool always keeps the top answer"
+    assert student_overopt.best_of_n_weights(5, 1).tolist() == [0.2] * 5, "best-of-1 is one uniform draw"
+    assert student_overopt.best_of_n_weights(4, 4).tolist() == [0, 0, 0, 1], "best-of-pool always keeps the top answer"
     with pytest.raises(ValueError, match="n"):
-        overopt.best_of_n_weights(4, 5)
+        student_overopt.best_of_n_weights(4, 5)
 
 
 def test_best_of_n_curve_matches_brute_force_and_the_proxy_never_falls():
@@ -101,19 +107,20 @@ def test_family_verdicts_separate_learning_from_hacking():
 
 
 @pytest.mark.points(1)
-def test_calibration_hand_case():
+def test_calibration_hand_case(student):
+    calibration = student.module("task2.reward_analysis").calibration
     # margins 3, 1, -1 and 0.2: confidences sigma(|m|) 0.953, 0.731, 0.731, 0.550; correct 1, 1, 0, 1
-    result = ra.calibration([3.0, 1.0, 0.0, 0.2], [0.0, 0.0, 1.0, 0.0], bins=5)
+    result = calibration([3.0, 1.0, 0.0, 0.2], [0.0, 0.0, 1.0, 0.0], bins=5)
     table = result["table"]
     assert table["pairs"].tolist() == [1, 2, 1], "bins [0.5, 0.6), [0.7, 0.8) and [0.9, 1.0] hold 1, 2 and 1 pairs"
     s = torch.sigmoid(torch.tensor([3.0, 1.0, 0.2], dtype=torch.float64)).tolist()
     expected = (abs(1 - s[2]) + 2 * abs(0.5 - s[1]) + abs(1 - s[0])) / 4
     assert result["ece"] == pytest.approx(expected), "ECE = sum over bins of (pairs / N) * |accuracy - confidence|"
     assert result["accuracy"] == pytest.approx(0.75)
-    perfect = ra.calibration([10.0] * 8, [0.0] * 8)
+    perfect = calibration([10.0] * 8, [0.0] * 8)
     assert perfect["ece"] == pytest.approx(1 - torch.sigmoid(torch.tensor(10.0)).item(), abs=1e-6)
     with pytest.raises(ValueError, match="chosen_rewards"):
-        ra.calibration([], [])
+        calibration([], [])
 
 
 def test_agreement_of_two_pair_scorers():

@@ -14,16 +14,27 @@ MASK = torch.tensor([[0, 0, 1, 1, 1, 0],
                      [0, 1, 0, 1, 1, 0]], dtype=torch.float)
 
 
+@pytest.fixture(scope="module")
+def PPO(student):
+    """task2.ppo as the student wrote it, in the worker."""
+    return student.module("task2.ppo")
+
+
+@pytest.fixture(scope="module")
+def POLICY(student):
+    return student.module("task2.policy")
+
+
 def _garbage_outside(x: torch.Tensor) -> torch.Tensor:
     """``x`` with large values where MASK is 0: a correct masked function must ignore them."""
     return torch.where(MASK.bool(), x, torch.full_like(x, 1e3))
 
 
 @pytest.mark.points(1)
-def test_gae_with_gamma_lambda_one_and_zero_values_is_reward_to_go():
+def test_gae_with_gamma_lambda_one_and_zero_values_is_reward_to_go(PPO, POLICY):
     torch.manual_seed(0)
     rewards = torch.randn(3, 6) * MASK
-    advantages, returns = ppo.compute_gae(_garbage_outside(rewards), _garbage_outside(torch.zeros(3, 6)), MASK,
+    advantages, returns = PPO.compute_gae(_garbage_outside(rewards), _garbage_outside(torch.zeros(3, 6)), MASK,
                                           gamma=1.0, lam=1.0)
     reward_to_go = rewards.flip(-1).cumsum(-1).flip(-1) * MASK
     torch.testing.assert_close(advantages, reward_to_go, msg=lambda m: (
@@ -33,10 +44,10 @@ def test_gae_with_gamma_lambda_one_and_zero_values_is_reward_to_go():
 
 
 @pytest.mark.points(1)
-def test_gae_with_lambda_zero_is_the_one_step_td_error():
+def test_gae_with_lambda_zero_is_the_one_step_td_error(PPO, POLICY):
     torch.manual_seed(1)
     rewards, values = torch.randn(3, 6) * MASK, torch.randn(3, 6) * MASK
-    advantages, returns = ppo.compute_gae(_garbage_outside(rewards), _garbage_outside(values), MASK, gamma=0.9, lam=0.0)
+    advantages, returns = PPO.compute_gae(_garbage_outside(rewards), _garbage_outside(values), MASK, gamma=0.9, lam=0.0)
     expected = torch.zeros(3, 6)
     for row in range(3):
         positions = MASK[row].nonzero().flatten().tolist()
@@ -63,40 +74,40 @@ def _brute_force_gae(rewards, values, mask, gamma, lam):
 
 
 @pytest.mark.points(1)
-def test_gae_matches_a_brute_force_loop_on_a_grid():
+def test_gae_matches_a_brute_force_loop_on_a_grid(PPO, POLICY):
     torch.manual_seed(2)
     for gamma, lam in ((1.0, 0.95), (0.99, 0.9), (0.5, 1.0)):
         rewards, values = torch.randn(3, 6), torch.randn(3, 6)
-        advantages, _ = ppo.compute_gae(rewards, values, MASK, gamma, lam)
+        advantages, _ = PPO.compute_gae(rewards, values, MASK, gamma, lam)
         torch.testing.assert_close(advantages, _brute_force_gae(rewards, values, MASK, gamma, lam))
     with pytest.raises(ValueError, match="lam"):
-        ppo.compute_gae(rewards, values, MASK, lam=1.5)
+        PPO.compute_gae(rewards, values, MASK, lam=1.5)
     with pytest.raises(ValueError, match="shape"):
-        ppo.compute_gae(rewards, values[:, :5], MASK)
+        PPO.compute_gae(rewards, values[:, :5], MASK)
 ### END HIDDEN TESTS
 
 
 @pytest.mark.points(1)
-def test_masked_whiten_has_masked_mean_zero_and_bessel_variance_one():
+def test_masked_whiten_has_masked_mean_zero_and_bessel_variance_one(PPO, POLICY):
     torch.manual_seed(3)
     x = _garbage_outside(torch.randn(3, 6) * 3 + 2)
     selected = x[MASK.bool()]
-    white = ppo.masked_whiten(x, MASK)[MASK.bool()]
+    white = PPO.masked_whiten(x, MASK)[MASK.bool()]
     assert white.mean().item() == pytest.approx(0.0, abs=1e-6)
     assert white.var(unbiased=True).item() == pytest.approx(1.0, abs=1e-5), "TRL's masked_var is Bessel-corrected"
     expected = (selected - selected.mean()) / torch.sqrt(selected.var(unbiased=True) + 1e-8)
     torch.testing.assert_close(white, expected)
-    rescaled = ppo.masked_whiten(x, MASK, shift_mean=False)[MASK.bool()]
+    rescaled = PPO.masked_whiten(x, MASK, shift_mean=False)[MASK.bool()]
     torch.testing.assert_close(rescaled, expected + selected.mean(), msg=lambda m: "shift_mean=False adds the mean back\n" + m)
     with pytest.raises(ValueError, match="2 masked"):
-        ppo.masked_whiten(x, torch.zeros_like(MASK))
+        PPO.masked_whiten(x, torch.zeros_like(MASK))
 
 
 @pytest.mark.points(1)
-def test_token_rewards_put_the_score_on_the_last_completion_token():
+def test_token_rewards_put_the_score_on_the_last_completion_token(PPO, POLICY):
     logps, ref = torch.full((3, 6), -1.0) * MASK, torch.full((3, 6), -1.5) * MASK
     scores = torch.tensor([2.0, -1.0, 0.5])
-    rewards, kl = ppo.token_rewards(scores, logps, ref, MASK, kl_coef=0.1)
+    rewards, kl = PPO.token_rewards(scores, logps, ref, MASK, kl_coef=0.1)
     torch.testing.assert_close(kl, 0.5 * MASK)
     expected = -0.1 * 0.5 * MASK
     expected[0, 4] += 2.0
@@ -104,48 +115,52 @@ def test_token_rewards_put_the_score_on_the_last_completion_token():
     expected[2, 4] += 0.5
     torch.testing.assert_close(rewards, expected, msg=lambda m: (
         "r_t = -kl_coef * KL_t on completion tokens, + the score on the LAST completion token (not the last column)\n" + m))
-    k3 = policy.kl_estimate(torch.tensor([-1.0]), torch.tensor([-1.5]), "k3")
+    k3 = POLICY.kl_estimate(torch.tensor([-1.0]), torch.tensor([-1.5]), "k3")
     assert k3.item() == pytest.approx(math.exp(-0.5) - 1 + 0.5), "k3 = exp(ref - logp) - (ref - logp) - 1"
     with pytest.raises(ValueError, match="estimator"):
-        policy.kl_estimate(logps, ref, "k2")
+        POLICY.kl_estimate(logps, ref, "k2")
     with pytest.raises(ValueError, match="kl_coef"):
-        ppo.token_rewards(scores, logps, ref, MASK, kl_coef=-1.0)
+        PPO.token_rewards(scores, logps, ref, MASK, kl_coef=-1.0)
 
 
 @pytest.mark.points(2)
-def test_policy_loss_clips_at_the_boundaries():
+def test_policy_loss_clips_at_the_boundaries(student, PPO):
     eps = 0.2
     mask = torch.ones(1, 4)
     advantages = torch.tensor([[1.0, 1.0, -1.0, -1.0]])
     ratios = torch.tensor([[1.5, 0.5, 0.5, 1.5]])  # above / below the clip range, for A > 0 and A < 0
-    logps = torch.log(ratios).requires_grad_()
-    loss, clip_fraction = ppo.policy_loss(logps, torch.zeros(1, 4), advantages, mask, eps)
+    logps = torch.log(ratios)
+    run = student.call("pa5.recipes:with_gradient", "task2.ppo:policy_loss", [logps, torch.zeros(1, 4), advantages,
+                                                                              mask, eps], wrt=(0,), of=0)
+    loss, clip_fraction = run["output"]
     # A > 0: min(1.5, 1.2) * A -> clipped (1.2); min(0.5, 0.8) -> 0.5 unclipped. A < 0: max over -A*r.
     expected = (-1.2 + -0.5 + 0.8 + 1.5) / 4
     assert loss.item() == pytest.approx(expected), "loss = masked mean of max(-A r, -A clip(r, 1 - eps, 1 + eps))"
     assert clip_fraction.item() == pytest.approx(0.5), "two of four tokens take the clipped branch"
-    loss.backward()
-    grad = logps.grad.flatten()
+    grad = run["grads"][0].flatten()
     assert grad[0] == 0 and grad[2] == 0, "a clipped token gets no gradient"
     assert grad[1] != 0 and grad[3] != 0, "the pessimistic (unclipped) branch keeps its gradient"
-    at_boundary, fraction = ppo.policy_loss(torch.log(torch.tensor([[1.2]])), torch.zeros(1, 1), torch.ones(1, 1),
+    at_boundary, fraction = PPO.policy_loss(torch.log(torch.tensor([[1.2]])), torch.zeros(1, 1), torch.ones(1, 1),
                                             torch.ones(1, 1), eps)
     assert fraction.item() == 0.0 and at_boundary.item() == pytest.approx(-1.2)
     with pytest.raises(ValueError, match="clip_range"):
-        ppo.policy_loss(logps, torch.zeros(1, 4), advantages, mask, 0.0)
+        PPO.policy_loss(logps, torch.zeros(1, 4), advantages, mask, 0.0)
 
 
 @pytest.mark.points(1)
-def test_value_loss_clips_around_the_old_values():
+def test_value_loss_clips_around_the_old_values(student, PPO):
     old, returns, mask = torch.zeros(1, 3), torch.tensor([[1.0, 1.0, -1.0]]), torch.tensor([[1.0, 1.0, 1.0]])
-    values = torch.tensor([[0.5, -0.5, 0.1]], requires_grad=True)
-    loss, clip_fraction = ppo.value_loss(values, old, returns, mask, clip_range=0.2)
+    values = torch.tensor([[0.5, -0.5, 0.1]])
+    run = student.call("pa5.recipes:with_gradient", "task2.ppo:value_loss", [values, old, returns, mask],
+                       {"clip_range": 0.2}, wrt=(0,), of=0)
+    loss, clip_fraction = run["output"]
     # token 0: unclipped (0.5-1)^2 = .25, clipped (0.2-1)^2 = .64 -> .64 (clipped, no gradient)
     # token 1: unclipped 2.25, clipped (-0.2-1)^2 = 1.44 -> 2.25 (unclipped); token 2: inside the range, 1.21
     assert loss.item() == pytest.approx(0.5 * (0.64 + 2.25 + 1.21) / 3)
     assert clip_fraction.item() == pytest.approx(1 / 3)
-    loss.backward()
-    assert values.grad[0, 0] == 0 and values.grad[0, 1] != 0 and values.grad[0, 2] != 0
+    grad = run["grads"][0]
+    assert grad[0, 0] == 0 and grad[0, 1] != 0 and grad[0, 2] != 0, (
+        "a token whose clipped loss is the larger one gets no gradient; the others do")
 
 
 

@@ -9,28 +9,34 @@ from task3 import models, usae as U, universality as UV
 from task3.config import SAEConfig
 
 
+@pytest.fixture(scope="module")
+def SUV(student):
+    """task3.universality as the student wrote it, in the worker."""
+    return student.module("task3.universality")
+
+
 @pytest.mark.points(2)
 @pytest.mark.parametrize("counts, expected", [
     ([[50], [50]], 1.0), ([[100], [0]], 0.0), ([[75], [25]], 0.811278), ([[90], [10]], 0.468996),
     ([[50], [50], [0]], 0.630930)])
-def test_firing_entropy_exact_values(counts, expected):
-    value = UV.firing_entropy(torch.tensor(counts)).item()
+def test_firing_entropy_exact_values(SUV, counts, expected):
+    value = SUV.firing_entropy(torch.tensor(counts)).item()
     assert value == pytest.approx(expected, abs=1e-6), "entropy of p_i = |F_i| / sum_j |F_j|, divided by log M"
 
 
 @pytest.mark.points(1)
-def test_firing_entropy_of_a_never_firing_concept_is_nan_and_counts_use_the_threshold():
-    assert math.isnan(UV.firing_entropy(torch.tensor([[0, 3], [0, 3]]))[0].item())
+def test_firing_entropy_of_a_never_firing_concept_is_nan_and_counts_use_the_threshold(SUV):
+    assert math.isnan(SUV.firing_entropy(torch.tensor([[0, 3], [0, 3]]))[0].item())
     codes = [torch.tensor([[0.1, 0.5], [0.2, 0.0]]), torch.tensor([[0.0, 0.11], [0.3, 0.05]])]
-    assert UV.firing_counts(codes).tolist() == [[1, 1], [1, 1]], "fires means z > 0.1 (strictly)"
+    assert SUV.firing_counts(codes).tolist() == [[1, 1], [1, 1]], "fires means z > 0.1 (strictly)"
 
 
 @pytest.mark.points(1)
-def test_cofire_proportion_hand_case():
+def test_cofire_proportion_hand_case(SUV):
     # 4 images, 3 concepts; fires means z > 0.1
     codes = [torch.tensor([[0.5, 0.0, 0.0], [0.5, 0.2, 0.0], [0.0, 0.5, 0.0], [0.2, 0.0, 0.0]]),
              torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.0, 0.0], [0.3, 0.4, 0.0], [0.2, 0.05, 0.0]])]
-    result = UV.cofire_proportion(codes)
+    result = SUV.cofire_proportion(codes)
     # concept 0: model 0 fires on {0, 1, 3}, model 1 on {0, 2, 3}, both on {0, 3}
     # concept 1: model 0 on {1, 2}, model 1 on {2} (0.05 is not a firing), both on {2}
     torch.testing.assert_close(result[:, :2], torch.tensor([[2 / 3, 1 / 2], [2 / 3, 1.0]]), msg=lambda m: (
@@ -40,43 +46,45 @@ def test_cofire_proportion_hand_case():
 
 ### BEGIN HIDDEN TESTS
 @pytest.mark.points(2)
-def test_cofire_proportion_matches_a_brute_force_loop():
+def test_cofire_proportion_matches_a_brute_force_loop(SUV):
     torch.manual_seed(0)
     codes = [torch.relu(torch.randn(40, 6)) for _ in range(3)]
-    result = UV.cofire_proportion(codes, threshold=0.3)
+    result = SUV.cofire_proportion(codes, threshold=0.3)
     for i in range(3):
         for k in range(6):
             fires_i = [n for n in range(40) if codes[i][n, k] > 0.3]
             in_all = [n for n in fires_i if all(codes[j][n, k] > 0.3 for j in range(3))]
             expected = len(in_all) / len(fires_i) if fires_i else math.nan
             got = result[i, k].item()
-            assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected), (i, k)
+            assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected), (
+                f"model {i}, concept {k}: expected {expected}, got {got} - of the images where model {i} fires "
+                f"concept {k} (z > threshold), the share where every model fires it; NaN where it never fires")
 ### END HIDDEN TESTS
 
 
 @pytest.mark.points(2)
-def test_both_r2_definitions_equal_their_references():
+def test_both_r2_definitions_equal_their_references(SUV):
     from overcomplete.metrics import r2_score
     from sklearn.metrics import r2_score as sklearn_r2
 
     torch.manual_seed(1)
     x = torch.randn(50, 8) * torch.linspace(0.5, 3, 8) + torch.linspace(-4, 4, 8)
     x_hat = x + 0.5 * torch.randn(50, 8)
-    assert UV.r2_global_mean(x, x_hat) == pytest.approx(r2_score(x, x_hat).item(), abs=1e-6)
-    assert UV.r2_variance_weighted(x, x_hat) == pytest.approx(
+    assert SUV.r2_global_mean(x, x_hat) == pytest.approx(r2_score(x, x_hat).item(), abs=1e-6)
+    assert SUV.r2_variance_weighted(x, x_hat) == pytest.approx(
         sklearn_r2(x.numpy(), x_hat.numpy(), multioutput="variance_weighted"), abs=1e-6)
     mean_predictor = x.mean(0, keepdim=True).expand_as(x)
-    assert UV.r2_variance_weighted(x, mean_predictor) == pytest.approx(0.0, abs=1e-6)
-    assert UV.r2_global_mean(x, mean_predictor) > 0.5, "the global-mean R^2 credits per-feature offsets"
+    assert SUV.r2_variance_weighted(x, mean_predictor) == pytest.approx(0.0, abs=1e-6)
+    assert SUV.r2_global_mean(x, mean_predictor) > 0.5, "the global-mean R^2 credits per-feature offsets"
 
 
 @pytest.mark.points(1)
-def test_energy_dead_fraction_and_matching():
+def test_energy_dead_fraction_and_matching(SUV):
     codes, dictionary = torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([[0.6, 0.8], [1.0, 0.0]])
-    torch.testing.assert_close(UV.concept_energy(codes, dictionary), torch.tensor([4.0, 0.0]))
-    assert UV.dead_fraction([codes, torch.zeros(2, 2)]) == 0.5
+    torch.testing.assert_close(SUV.concept_energy(codes, dictionary), torch.tensor([4.0, 0.0]))
+    assert SUV.dead_fraction([codes, torch.zeros(2, 2)]) == 0.5
     permuted = dictionary[[1, 0]]
-    assert UV.hungarian_match(dictionary, permuted)["matched"] == 1.0, "a permuted dictionary matches fully"
+    assert SUV.hungarian_match(dictionary, permuted)["matched"] == 1.0, "a permuted dictionary matches fully"
 
 
 @pytest.mark.parametrize("call, argument", [
