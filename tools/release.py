@@ -328,6 +328,7 @@ def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str,
     missing = [rel for rel in graded_functions if not (checkout / rel).is_file()]
     if missing:
         raise ValueError(f"{checkout} lacks the graded files {', '.join(missing)}")
+    tests = None if expected is None else list(expected)
     expected = graded_tests(root) if expected is None else expected
     with tempfile.TemporaryDirectory(prefix="pa5-grade-") as scratch:
         scratch = Path(scratch)
@@ -341,11 +342,19 @@ def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str,
         options = [f"--student={worker}", "--isolate-student", f"--site-packages={site}",
                    f"--forbid={root.resolve()}", f"--forbid={Path(sys.prefix).resolve()}", f"--forbid={copy}",
                    f"--test-timeout={TEST_TIMEOUT_S}"]
-        run = run_graded_tests(copy, scratch / "results" / "grades.json", list(expected), quiet, worker=options)
-    passed = {row["nodeid"] for row in run["tests"] if row["passed"] is True} & set(expected)
-    if len(passed) != run["passed_reported"]:
-        raise RuntimeError(f"grading {checkout}: the grade table counts {len(passed)} passed tests, pytest's summary "
-                           f"{run['passed_reported']}: refusing a grade the runner does not confirm")
+        try:
+            run = run_graded_tests(copy, scratch / "results" / "grades.json", tests, quiet, worker=options)
+        except RuntimeError:
+            if tests is None:
+                raise
+            # a node id in a file that does not collect stops pytest (exit 4): run those files whole
+            files = sorted({nodeid.split("::")[0] for nodeid in tests})
+            run = run_graded_tests(copy, scratch / "results" / "grades.json", files, quiet, worker=options)
+    ran_passed = {row["nodeid"] for row in run["tests"] if row["passed"] is True}
+    if len(ran_passed) != run["passed_reported"]:
+        raise RuntimeError(f"grading {checkout}: the grade table counts {len(ran_passed)} passed tests, pytest's "
+                           f"summary {run['passed_reported']}: refusing a grade the runner does not confirm")
+    passed = ran_passed & set(expected)
     rows = [{"nodeid": nodeid, "points": points, "passed": nodeid in passed} for nodeid, points in expected.items()]
     grades = {"earned": sum(r["points"] for r in rows if r["passed"]), "possible": sum(r["points"] for r in rows),
               "tests": rows}
