@@ -38,7 +38,6 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 PLAIN_SCALARS = (bool, int, float, str, type(None))
 DEFAULT_CALL_TIMEOUT = 120.0
