@@ -68,8 +68,8 @@ def raised(type_name: str) -> type:
     if type_name not in _RAISED:
         import builtins
         builtin = getattr(builtins, type_name, None)
-        bases = (StudentError,) if not (isinstance(builtin, type) and issubclass(builtin, Exception)) \
-            or builtin in (BaseException,) else (StudentError, builtin)
+        is_exception = isinstance(builtin, type) and issubclass(builtin, Exception)
+        bases = (StudentError, builtin) if is_exception else (StudentError,)
         try:
             _RAISED[type_name] = type(f"Student{type_name}", bases, {})
         except TypeError:  # a builtin that cannot be a second base (layout conflict)
