@@ -64,3 +64,26 @@ def check_same_shape(dims: int | None = None, **tensors: torch.Tensor) -> None:
     if len(set(shapes.values())) != 1 or not isinstance(first, tuple) or (dims is not None and len(first) != dims):
         what = f"{dims}-d tensors" if dims is not None else "tensors"
         raise ValueError(f"{', '.join(tensors)} must be {what} of one shape, got {shapes}")
+
+
+def check_floating(**tensors: torch.Tensor) -> None:
+    """Each of ``tensors`` is a floating-point tensor: integer rewards, values or log-probs would
+    make the arithmetic truncate or fail deep inside torch."""
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            got = tensor.dtype if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise ValueError(f"{name} must be a floating-point tensor (float32, bfloat16, ...), got {got}")
+
+
+def check_logits(name: str, logits: torch.Tensor) -> None:
+    """Floating-point logits without NaN or +inf (-inf is a token already filtered out)."""
+    check_floating(**{name: logits})
+    if torch.isnan(logits).any() or torch.isposinf(logits).any():
+        raise ValueError(f"{name} must not contain NaN or +inf (-inf marks a filtered token)")
+
+
+def check_strings(name: str, texts) -> None:
+    """A list (or tuple) of strings: a bare string would be read as a list of characters."""
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"{name} must be a list of strings, got {type(texts).__name__}"
+                         + (" (a single string: wrap it in a list)" if isinstance(texts, str) else ""))

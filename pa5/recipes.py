@@ -54,3 +54,249 @@ def with_gradient(target: str, args: list, kwargs: dict | None = None, wrt: tupl
                                                                         allow_unused=True)]
     return {"output": output, "requires_grad": requires if isinstance(output, tuple) else requires[0],
             "grads": grads}
+
+
+# --------------------------------------------------------------------------- task 2
+# The same recipe runs on both sides: in the worker it imports the student's task2 modules, in the
+# trusted process the instructors' - same seed, same weights, so the trusted side has a reference.
+STANDIN = "standin:smollm2"
+
+
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from pa5 import hub
+    return hub.from_pretrained(AutoTokenizer, STANDIN)
+
+
+def encoded_pairs(rows: list[dict], max_length: int = 256):
+    from task2 import data
+    return data.encode_pairs(tokenizer(), rows, max_length=max_length)
+
+
+def policy_model(seed: int = 0, adapter: dict | None = None, eval: bool = False):
+    """task2.policy.load_policy on the stand-in, its trainable (LoRA) weights set to ``adapter``
+    ({parameter name: tensor}) when given."""
+    from task2 import policy
+    return _with_adapter(policy.load_policy(STANDIN, seed=seed), adapter, eval)
+
+
+def reward_model(pad_token_id: int, seed: int = 0, adapter: dict | None = None, eval: bool = False):
+    from task2 import reward_model as rm
+    return _with_adapter(rm.load_reward_model(STANDIN, pad_token_id=pad_token_id, seed=seed), adapter, eval)
+
+
+def _with_adapter(model, adapter: dict | None, eval: bool):
+    if adapter is not None:
+        parameters = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in adapter.items():
+                parameters[name].copy_(value)
+    return model.eval() if eval else model
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """{name: value} of the parameters that train (LoRA, a reward head)."""
+    return state(model, trainable_only=True)
+
+
+def state(module: torch.nn.Module, trainable_only: bool = False) -> dict[str, torch.Tensor]:
+    """{name: a copy of the value} of ``module``'s parameters (only those that train, if asked)."""
+    return {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad or not trainable_only}
+
+
+def length_scorer(prompts: list[list[int]], completions: list[list[int]]) -> torch.Tensor:
+    """A reward of completion length / 10 (in tokens): stands in for the reward model."""
+    return torch.tensor([len(c) / 10 for c in completions])
+
+
+def constant_scorer(prompts: list[list[int]], completions: list[list[int]]) -> torch.Tensor:
+    return torch.ones(len(completions))
+
+
+SCORERS = {"length": length_scorer, "constant": constant_scorer}
+
+
+def dpo_training(rows: list[dict], config: dict, seed: int = 0, max_length: int = 256,
+                 with_reference: bool = True) -> dict:
+    """Sigmoid DPO with task2.dpo on ``rows``: the log-probs before, the reference (before and after
+    training), evaluate_dpo before and after, the history and the trained adapter."""
+    from task2 import dpo
+    from task2.config import DPOConfig
+    pad = tokenizer().pad_token_id
+    pairs, model = encoded_pairs(rows, max_length), policy_model(seed)
+    run = {}
+    if with_reference:
+        run["before"] = dpo.pair_logps(model, pairs, pad)
+        run["reference"] = dpo.reference_logps(model, pairs, pad)
+        run["start"] = dpo.evaluate_dpo(model, pairs, pad, beta=config["beta"])
+    run["history"] = dpo.train_dpo(model, pairs, pad, DPOConfig(**config), ref_logps=run.get("reference"))
+    if with_reference:
+        run["reference_after"] = dpo.reference_logps(model, pairs, pad)
+        run["end"] = dpo.evaluate_dpo(model, pairs, pad, beta=config["beta"])
+    run["adapter"] = trainable_state(model)
+    return run
+
+
+def reward_model_training(rows: list[dict], config: dict, folder: str, prompts: list[list[int]],
+                          completions: list[list[int]], max_length: int = 256) -> dict:
+    """task2.reward_model trained on ``rows``, evaluated, saved to ``folder`` and used as a scorer."""
+    from task2 import reward_model as rm
+    from task2.config import RewardModelConfig
+    pad = tokenizer().pad_token_id
+    pairs, model = encoded_pairs(rows, max_length), reward_model(pad)
+    trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    history = rm.train_reward_model(model, pairs, pad, RewardModelConfig(**config))
+    return {"trainable": trainable, "history": history, "evaluation": rm.evaluate_reward_model(model, pairs, pad),
+            "saved": str(rm.save_adapter(model, folder)), "scores": rm.RewardScorer(model, pad)(prompts, completions)}
+
+
+def logps_and_grads(model, batch: dict, temperature: float, head_chunk: int | None = None) -> dict:
+    """task2.policy.policy_logps (with entropy) on ``model``, the gradient of the log-probs' sum with
+    respect to each trainable parameter, and completion_kl - with ``policy.HEAD_CHUNK`` set to
+    ``head_chunk`` while it runs."""
+    from task2 import policy
+    chunk = policy.HEAD_CHUNK
+    policy.HEAD_CHUNK = head_chunk or chunk
+    try:
+        logps, entropy = policy.policy_logps(model, batch, temperature, entropy=True)
+        names, parameters = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
+        grads = torch.autograd.grad(logps.sum(), parameters)
+        kl = policy.completion_kl(model, batch)
+    finally:
+        policy.HEAD_CHUNK = chunk
+    return {"logps": logps, "entropy": entropy, "grads": dict(zip(names, grads)), "kl": kl}
+
+
+def grpo_loss_and_grads(model, batch: dict, temperature: float, old_logps: torch.Tensor, advantages: torch.Tensor,
+                        loss_type: str, **loss_options) -> dict:
+    """task2.grpo.grpo_loss on task2.policy.policy_logps of ``model`` (train mode), and the loss's
+    gradient with respect to each trainable parameter."""
+    from task2 import grpo, policy
+    model.train()
+    logps = policy.policy_logps(model, batch, temperature)[0]
+    loss, stats = grpo.grpo_loss(logps, old_logps, advantages, batch["loss_mask"], loss_type, **loss_options)
+    names, parameters = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
+    return {"loss": loss, "stats": stats, "grads": dict(zip(names, torch.autograd.grad(loss, parameters)))}
+
+
+_PROBE_IDS = [[1, 5, 6, 7]]
+
+
+def reference_logits(model) -> torch.Tensor:
+    """The logits of a fixed probe under task2.policy.reference_mode (the adapter disabled)."""
+    from task2 import policy
+    with torch.no_grad(), policy.reference_mode(model):
+        return model(input_ids=torch.tensor(_PROBE_IDS)).logits
+
+
+def base_logits() -> torch.Tensor:
+    """The stand-in base model's logits on the same probe (the trusted side's reference)."""
+    from transformers import AutoModelForCausalLM
+
+    from pa5 import hub
+    with torch.no_grad():
+        return hub.from_pretrained(AutoModelForCausalLM, STANDIN)(input_ids=torch.tensor(_PROBE_IDS)).logits
+
+
+def rl_training(algorithm: str, prompts: list[dict], config: dict, scorer: str = "length", seed: int = 0) -> dict:
+    """task2's train_ppo (with a critic from the reward model) or train_grpo on the stand-in: the
+    history, the trainable weights before and after (the policy's, and the critic's for PPO) and the
+    reference's logits on a probe afterwards."""
+    from task2.config import GRPOConfig, PPOConfig
+    model = policy_model(seed)
+    run = {"policy_before": trainable_state(model)}
+    if algorithm == "ppo":
+        from task2 import ppo
+        critic = ppo.load_value_model(reward_model(0, seed))
+        run["critic_before"] = trainable_state(critic)
+        run["history"] = ppo.train_ppo(model, critic, tokenizer(), prompts, SCORERS[scorer], PPOConfig(**config), seed)
+        run["critic_after"] = trainable_state(critic)
+    elif algorithm == "grpo":
+        from task2 import grpo
+        run["history"] = grpo.train_grpo(model, tokenizer(), prompts, SCORERS[scorer], GRPOConfig(**config), seed)
+    else:
+        raise ValueError(f"algorithm must be 'ppo' or 'grpo', got {algorithm!r}")
+    run["policy_after"] = trainable_state(model)
+    run["reference_logits"] = reference_logits(model)
+    return run
+
+
+# --------------------------------------------------------------------------- task 3
+def two_model_usae(train: bool = True):
+    """A seeded USAE over models a (6-d) and b (4-d), 12 concepts, TopK 3, its atoms already
+    renormalised (overcomplete does that in place on first use in train mode)."""
+    from task3.usae import UniversalSAE
+    torch.manual_seed(0)
+    usae = UniversalSAE({"a": 6, "b": 4}, nb_concepts=12, top_k=3).train(train)
+    for name in usae.names:
+        usae.dictionary(name)
+    return usae
+
+
+def usae_sgd_step(usae, batch: dict, sources: list[str], lr: float = 0.1, **options) -> dict:
+    """One task3.usae.usae_step with SGD(lr) over all of ``usae``'s parameters: the loss and gradient
+    norm it returns, the parameters before and after, and whether any ``.grad`` is left behind."""
+    from task3.usae import usae_step
+    before = state(usae)
+    loss, grad_norm = usae_step(usae, torch.optim.SGD(usae.parameters(), lr=lr), batch, sources, **options)
+    return {"loss": loss, "grad_norm": grad_norm, "before": before, "after": state(usae),
+            "grads_left": any(p.grad is not None for p in usae.parameters())}
+
+
+def usae_schedules(usae, batch: dict, config: dict, seed: int, monitor_rows: int) -> dict:
+    """task3.usae.train_usae on ``usae`` with the paper's schedule, then the course's: the parameters
+    at the start and after each."""
+    from task3.config import SAEConfig
+    from task3.usae import train_usae
+    run = {"start": state(usae)}
+    for schedule in ("paper", "course"):
+        train_usae(usae, batch, SAEConfig(**config, schedule=schedule), seed=seed, monitor_rows=monitor_rows)
+        run[schedule] = state(usae)
+    return run
+
+
+class TinyNet(torch.nn.Module):
+    """A stand-in vision model whose 'avgpool' layer gives 6 features (hooked like ResNet50's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.avgpool = torch.nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return self.avgpool(torch.relu(self.conv(x))).flatten(1)
+
+
+def tiny_vision_setup() -> tuple[dict, object, dict]:
+    """Two TinyNets ("tiny_a", "tiny_b", registered as feature layers), a USAE over them with its
+    BatchNorm statistics from 32 random feature rows, and their standardisers."""
+    from task3.models import FEATURE_LAYERS, Standardizer
+    from task3.usae import UniversalSAE
+    for name in ("tiny_a", "tiny_b"):
+        FEATURE_LAYERS[name] = ("avgpool", 6)
+    torch.manual_seed(0)
+    models = {"tiny_a": TinyNet().eval(), "tiny_b": TinyNet().eval()}
+    usae = UniversalSAE({"tiny_a": 6, "tiny_b": 6}, nb_concepts=8, top_k=2)
+    features = torch.rand(32, 6)
+    usae.train()
+    usae.encode("tiny_a", features), usae.encode("tiny_b", features)
+    usae.eval()
+    return models, usae, {name: Standardizer(features, "paper") for name in models}
+
+
+def maximisation(setup, name: str, concept: int, size: int, config: dict) -> tuple[torch.Tensor, list[float]]:
+    """task3.visualize.maximise of concept_objective(model ``name``, ``concept``)."""
+    from task3 import visualize
+    from task3.config import MaximisationConfig
+    models, usae, normalisers = setup
+    objective = visualize.concept_objective(models[name], name, normalisers[name], usae, concept=concept)
+    return visualize.maximise(objective, size=size, config=MaximisationConfig(**config))
+
+
+def coordinated_maximisation(setup, concept: int, size: int, config: dict) -> dict:
+    from task3 import visualize
+    from task3.config import MaximisationConfig
+    models, usae, normalisers = setup
+    return visualize.coordinated_maximisation(models, normalisers, usae, concept=concept, size=size,
+                                              config=MaximisationConfig(**config))

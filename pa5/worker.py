@@ -24,6 +24,12 @@ if any of them reaches a forbidden folder (the instructors' repository, its virt
 i.e. if the worker could import the solutions. What this does not stop - code that searches the
 file system or ``/proc`` for the instructors' files - is why grading still runs in a container
 holding no solutions (README, "Grading").
+
+Isolation between files (``fallbacks``): a graded file that does not import (a syntax error, a
+failing import, an exception at module level) is replaced, in the worker, by its handed-out version
+whose graded functions raise ImportError naming the file and its error. So one broken file fails
+only the tests of its own functions - and of functions that call them, whose tests say so - instead
+of every module that imports it.
 """
 from __future__ import annotations
 
@@ -175,8 +181,8 @@ class Remote:
         if self._recipe is not None:
             return {"__recipe__": self._recipe[0], "kwargs": self._recipe[1]}
         if self._generation != generation:
-            raise StudentError("this object was kept by a worker that has since been restarted (an earlier call "
-                               "timed out or crashed it)")
+            raise StudentError("this object was kept before the worker forgot its objects (an earlier test) or "
+                               "restarted (an earlier call timed out or crashed it)")
         return {"__remote__": self._ident}
 
     def __getattr__(self, method: str):
@@ -205,12 +211,16 @@ class Student:
     in the worker; keyword arguments starting with ``_`` are the call's own: ``_seed`` (seed torch,
     random and numpy first), ``_keep`` (return a :class:`Remote` instead of data), ``_timeout``
     (seconds, default ``call_timeout``). ``forbidden``: folders the worker's import system must not
-    reach (checked when ``isolated``)."""
+    reach (checked when ``isolated``). ``fallbacks``: {graded module: the source of its handed-out
+    version, graded functions raising ``__pa5_import_error__``} - used for a student file that does
+    not import (module docstring)."""
 
     def __init__(self, checkout: Path, isolated: bool = False, forbidden: tuple[Path, ...] = (),
-                 site_packages: Path | None = None, call_timeout: float = DEFAULT_CALL_TIMEOUT, log: Path | None = None):
+                 site_packages: Path | None = None, call_timeout: float = DEFAULT_CALL_TIMEOUT, log: Path | None = None,
+                 fallbacks: dict[str, str] | None = None):
         self.checkout, self.isolated, self.call_timeout = Path(checkout).resolve(), isolated, call_timeout
         self.forbidden = tuple(Path(f).resolve() for f in forbidden)
+        self.fallbacks = dict(fallbacks or {})
         self.site_packages, self.log = site_packages, log
         self._process, self._generation, self._calls = None, 0, 0
 
@@ -225,6 +235,13 @@ class Student:
     def call(self, target: str, *args, **kwargs):
         module, _, function = target.partition(":")
         return self._request("call", module, function, args, kwargs)
+
+    def forget(self) -> None:
+        """Drop every object the worker built or kept: the next test starts from fresh recipes, so a
+        student function that changes a model (weights, train mode) cannot change another test's."""
+        if self._process is not None and self._process.poll() is None:
+            self._exchange({"op": "forget"}, self.call_timeout)
+        self._generation += 1  # handles kept so far are void
 
     def close(self) -> None:
         if self._process is not None:
@@ -260,6 +277,8 @@ class Student:
         report = self._exchange({"op": "report"}, 300.0)
         if self.isolated:
             self._refuse_if_solutions_reachable(report)
+        if self.fallbacks:
+            self._exchange({"op": "fallbacks", "sources": self.fallbacks}, 60.0)
 
     def _refuse_if_solutions_reachable(self, report: dict) -> None:
         paths = [*report["sys_path"], report["prefix"], report["base_prefix"], report["executable"],
@@ -400,6 +419,48 @@ def _block_delegation():
     return switch
 
 
+class _Fallbacks:
+    """A meta-path finder for the graded modules: each is loaded from the student's file as usual,
+    and if that raises, from its handed-out version instead (into the same module object, so every
+    importer sees one module), with ``__pa5_import_error__`` saying why."""
+
+    def __init__(self, sources: dict[str, str]):
+        self.sources = sources
+
+    def find_spec(self, name, path=None, target=None):
+        import importlib.machinery
+        import importlib.util
+        if name not in self.sources:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None:  # the file is missing
+            return importlib.util.spec_from_loader(name, _FallbackLoader(None, self.sources[name], name))
+        spec.loader = _FallbackLoader(spec.loader, self.sources[name], name)
+        return spec
+
+
+class _FallbackLoader:
+    def __init__(self, loader, source: str, name: str):
+        self.loader, self.source, self.name = loader, source, name
+
+    def create_module(self, spec):
+        return None  # the default module object
+
+    def exec_module(self, module) -> None:
+        try:
+            if self.loader is None:
+                raise ModuleNotFoundError("the file is missing")
+            self.loader.exec_module(module)
+            return
+        except (Exception, SystemExit) as error:  # noqa: BLE001 - any failure of the file's own code
+            reason = f"{type(error).__name__}: {error}"
+        for key in [k for k in vars(module) if not k.startswith("__")]:
+            delattr(module, key)  # what the failed import left half-defined
+        module.__pa5_import_error__ = reason
+        path = self.name.replace(".", "/") + ".py"
+        exec(compile(self.source, f"{path} (as handed out)", "exec"), vars(module))
+
+
 def _from_wire(obj, objects: dict, recipes: dict):
     import importlib
     if type(obj) is dict and "__recipe__" in obj:
@@ -452,6 +513,28 @@ def _report() -> dict:
             "executable": sys.executable, "distributions": distributions, "pth": pth, "packages": packages}
 
 
+def _die_with_parent() -> None:
+    """The worker runs in its own session (so a kill of its group spares the grader); it must still
+    end when the grader does - a grader killed at its run limit must not leave a student's endless
+    loop running. Linux: the kernel's parent-death signal; elsewhere a watching thread."""
+    parent = os.getppid()
+    try:
+        import ctypes
+        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) == 0:  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before the call
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def serve(request_fd: int, reply_fd: int) -> None:
     """The worker's loop: one request at a time until the pipe closes."""
     import importlib
@@ -460,6 +543,7 @@ def serve(request_fd: int, reply_fd: int) -> None:
     import numpy as np
     import torch
 
+    _die_with_parent()
     objects, recipes, blocking = {}, {}, None
     while True:
         try:
@@ -469,6 +553,12 @@ def serve(request_fd: int, reply_fd: int) -> None:
         try:
             if message["op"] == "report":
                 value = _report()
+            elif message["op"] == "forget":
+                objects.clear(), recipes.clear()
+                value = None
+            elif message["op"] == "fallbacks":
+                sys.meta_path.insert(0, _Fallbacks(dict(message["sources"])))
+                value = None
             else:
                 args = _from_wire(message["args"], objects, recipes)
                 kwargs = _from_wire(message["kwargs"], objects, recipes)

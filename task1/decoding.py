@@ -13,24 +13,30 @@ import inspect
 
 import torch
 
-from pa5.checks import check_int, check_number, is_int
+from pa5.checks import check_int, check_logits, check_number, is_int
 from pa5.llm import position_ids
 
 # --------------------------------------------------------------------------- input checks and the model
 
 
 def _check_inputs(input_ids: torch.Tensor, max_new_tokens: int, attention_mask: torch.Tensor | None,
-                  eos_token_id: int | None, pad_token_id: int | None):
-    """Validate the shared arguments; returns (attention_mask, pad_token_id) with generate's defaults."""
+                  eos_token_id: int | None, pad_token_id: int | None, vocab_size: int | None = None):
+    """Validate the shared arguments; returns (attention_mask, pad_token_id) with generate's defaults.
+    Token ids must lie in [0, vocab_size); a prompt batch must be left-padded (decoder-only models
+    continue each row from its last column)."""
     if (not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.numel() == 0
             or input_ids.is_floating_point()):
         got = (f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, torch.Tensor)
                else type(input_ids).__name__)
         raise ValueError(f"input_ids must be a non-empty integer [B, L] tensor, got {got}")
     check_int("max_new_tokens", max_new_tokens, 0)
+    high = f" in [0, {vocab_size})" if vocab_size else " >= 0"
     for name, token in (("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
-        if token is not None and not is_int(token):
-            raise ValueError(f"{name} must be None or one int token id, got {token!r}")
+        if token is not None and (not is_int(token) or token < 0 or (vocab_size and token >= vocab_size)):
+            raise ValueError(f"{name} must be None or one int token id{high}, got {token!r}")
+    if input_ids.min() < 0 or (vocab_size and input_ids.max() >= vocab_size):
+        raise ValueError(f"input_ids must hold token ids{high}, got ids from {input_ids.min().item()} to "
+                         f"{input_ids.max().item()}")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     elif not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
@@ -38,6 +44,9 @@ def _check_inputs(input_ids: torch.Tensor, max_new_tokens: int, attention_mask: 
                          f"{tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)}")
     elif not ((attention_mask == 0) | (attention_mask == 1)).all():
         raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
+    elif (attention_mask[:, -1] == 0).any():
+        raise ValueError("attention_mask: every row must end with a real token (1): pad prompts on the left "
+                         "(tokenizer.padding_side = 'left'); right padding would continue after the padding")
     # generate pads finished sequences with eos when no pad token is given
     return attention_mask.long(), pad_token_id if pad_token_id is not None else eos_token_id
 
@@ -81,6 +90,7 @@ def top_k_filter(logits: torch.Tensor, k: int, min_tokens_to_keep: int = 1) -> t
 
     Ties with the k-th largest value are all kept (as ``TopKLogitsWarper``). logits: [..., V].
     """
+    check_logits("logits", logits)
     check_int("k", k, 0)
     check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
     ### BEGIN SOLUTION
@@ -97,6 +107,7 @@ def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) ->
     Identical to ``TopPLogitsWarper``: tokens are removed from the least likely end while the mass
     removed so far stays <= 1 - p. logits: [B, V].
     """
+    check_logits("logits", logits)
     check_number("p", p, 0, 1, low_open=True)
     check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
     ### BEGIN SOLUTION
@@ -116,6 +127,7 @@ def min_p_filter(logits: torch.Tensor, min_p: float, min_tokens_to_keep: int = 1
     Identical to ``MinPLogitsWarper``: the threshold scales with the model's confidence, so a sure
     step keeps one token and an open one keeps many. logits: [B, V].
     """
+    check_logits("logits", logits)
     check_number("min_p", min_p, 0, 1)
     check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
     ### BEGIN SOLUTION
@@ -134,6 +146,7 @@ def typical_filter(logits: torch.Tensor, mass: float, min_tokens_to_keep: int = 
 
     Identical to ``TypicalLogitsWarper`` (``generate(typical_p=mass)``). logits: [B, V].
     """
+    check_logits("logits", logits)
     check_number("mass", mass, 0, 1, low_open=True)
     check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
     ### BEGIN SOLUTION
@@ -233,7 +246,7 @@ def _one_token_at_a_time(model, input_ids, max_new_tokens, choose, eos_token_id,
     :func:`greedy_search`.
     """
     attention_mask, pad_token_id = _check_inputs(input_ids, max_new_tokens, attention_mask, eos_token_id,
-                                                 pad_token_id)
+                                                 pad_token_id, getattr(model.config, "vocab_size", None))
     _check_repetition_controls(repetition_penalty, no_repeat_ngram_size)
     ### BEGIN SOLUTION
     sequences = input_ids
@@ -346,12 +359,12 @@ def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_toke
     [B * num_return_sequences].
     """
     attention_mask, pad_token_id = _check_inputs(input_ids, max_new_tokens, attention_mask, eos_token_id,
-                                                 pad_token_id)
+                                                 pad_token_id, getattr(model.config, "vocab_size", None))
     check_int("num_beams", num_beams, 1)
     check_int("num_return_sequences", num_return_sequences, 1, num_beams)  # at most num_beams
     if not (early_stopping is True or early_stopping is False or early_stopping == "never"):
         raise ValueError(f"early_stopping must be False, True or 'never', got {early_stopping!r}")
-    check_number("length_penalty", length_penalty)
+    check_number("length_penalty", length_penalty, -100, 100)  # T ** 1e308 overflows
     _check_repetition_controls(repetition_penalty, no_repeat_ngram_size)
     batch, prompt_len = input_ids.shape
     if max_new_tokens == 0:

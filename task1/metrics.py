@@ -7,6 +7,7 @@ from collections import Counter
 
 import torch
 
+from pa5.checks import check_strings
 from pa5.judge import RewardModelJudge, judge
 
 
@@ -26,6 +27,7 @@ def distinct_n(texts: list[str], n: int) -> float:
 
     0.0 when the texts have no n-gram at all.
     """
+    check_strings("texts", texts)
     ### BEGIN SOLUTION
     grams = [g for text in texts for g in ngrams(words(text), n)]
     return len(set(grams)) / len(grams) if grams else 0.0

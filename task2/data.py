@@ -106,6 +106,12 @@ def pad_sequences(sequences: list[list[int]], masks: list[list[int]], pad_id: in
     check_choice("padding_side", padding_side, ("left", "right"))
     if not sequences:
         raise ValueError("sequences must not be empty")
+    if len(masks) != len(sequences):
+        raise ValueError(f"masks must hold one mask per sequence: {len(sequences)} sequences, {len(masks)} masks")
+    lengths = [(i, len(ids), len(mask)) for i, (ids, mask) in enumerate(zip(sequences, masks)) if len(ids) != len(mask)]
+    if lengths:
+        raise ValueError(f"masks[i] must be as long as sequences[i]; first difference at row {lengths[0][0]}: "
+                         f"{lengths[0][1]} ids, {lengths[0][2]} mask entries")
 
     width = max(map(len, sequences))
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
@@ -142,6 +148,7 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[list[i
     """``steps`` batches of ``batch_size`` indices into ``n`` items: seeded epochs without replacement."""
     check_int("batch_size", batch_size, 1, n)  # at most the number of items
     check_int("steps", steps, 0)
+    check_int("seed", seed)  # None would seed from the clock: not reproducible
     rng, batches, order = random.Random(seed), [], []
     while len(batches) < steps:
         if len(order) < batch_size:

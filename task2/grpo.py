@@ -24,7 +24,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from pa5.checks import check_choice, check_int, check_number, check_same_shape
+from pa5.checks import check_choice, check_floating, check_int, check_number, check_same_shape
 from pa5.device import grad_scaler, memory_stage, module_device
 from pa5.optim import optimizer_step
 from task2.config import GRPO_LOSS_TYPES, GRPO_SCALES, GRPOConfig
@@ -85,7 +85,11 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
                      **({} if ref_logps is None else {"ref_logps": ref_logps}))
     if advantages.shape != (logps.shape[0],):
         raise ValueError(f"advantages must be [N] = [{logps.shape[0]}], got {tuple(advantages.shape)}")
+    check_floating(logps=logps, old_logps=old_logps, advantages=advantages,
+                   **({} if ref_logps is None else {"ref_logps": ref_logps}))
     check_choice("loss_type", loss_type, GRPO_LOSS_TYPES)
+    if num_items is not None:
+        check_number("num_items", num_items, 0, low_open=True)
     check_number("epsilon", epsilon, 0, low_open=True)
     if epsilon_high is not None:
         check_number("epsilon_high", epsilon_high, 0, low_open=True)

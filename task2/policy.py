@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from pa5 import llm
-from pa5.checks import check_choice, check_int, check_number
+from pa5.checks import check_choice, check_floating, check_int, check_number, check_same_shape
 from pa5.device import autocast
 from task2.config import KL_ESTIMATORS, LoRAConfig
 from task2.data import end_of_turn_id
@@ -131,6 +131,8 @@ def kl_estimate(logps: torch.Tensor, ref_logps: torch.Tensor, estimator: str = "
 
     k1 = log pi - log pi_ref (unbiased, can be negative); k3 = exp(-k1) - 1 + k1 (unbiased, >= 0).
     """
+    check_same_shape(None, logps=logps, ref_logps=ref_logps)
+    check_floating(logps=logps, ref_logps=ref_logps)
     check_choice("estimator", estimator, KL_ESTIMATORS)
     ### BEGIN SOLUTION
     log_ratio = logps - ref_logps

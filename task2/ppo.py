@@ -25,7 +25,7 @@ import copy
 import torch
 from tqdm.auto import tqdm
 
-from pa5.checks import check_number, check_same_shape
+from pa5.checks import check_floating, check_number, check_same_shape
 from pa5.device import grad_scaler, memory_stage, module_device
 from pa5.optim import optimizer_step
 from task2.config import PPOConfig
@@ -46,6 +46,7 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
     Returns (advantages, returns = advantages + values), both [N, T].
     """
     check_same_shape(2, rewards=rewards, values=values, mask=mask)
+    check_floating(rewards=rewards, values=values)
     check_number("gamma", gamma, 0, 1)
     check_number("lam", lam, 0, 1)
     ### BEGIN SOLUTION
@@ -108,6 +109,7 @@ def policy_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.
     ratio = exp(logps - old_logps). Returns (loss, clip fraction = share of tokens where the clipped
     term is the larger)."""
     check_same_shape(2, logps=logps, old_logps=old_logps, advantages=advantages, mask=mask)
+    check_floating(logps=logps, old_logps=old_logps, advantages=advantages)
     check_number("clip_range", clip_range, 0, 1, low_open=True, high_open=True)
     ### BEGIN SOLUTION
     ratio = torch.exp(logps - old_logps)
@@ -123,6 +125,7 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     """Clipped value loss: 0.5 * masked mean of max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2).
     Returns (loss, clip fraction = share of tokens where the clipped term is the larger)."""
     check_same_shape(2, values=values, old_values=old_values, returns=returns, mask=mask)
+    check_floating(values=values, old_values=old_values, returns=returns)
     check_number("clip_range", clip_range, 0, low_open=True)
     ### BEGIN SOLUTION
     clipped_values = torch.clamp(values, old_values - clip_range, old_values + clip_range)

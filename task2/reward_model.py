@@ -80,6 +80,8 @@ def token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     The reward reads one position of it (:func:`sequence_rewards`); PPO's critic, a copy of the
     reward model, reads every position as a value estimate.
     """
+    check_same_shape(2, input_ids=input_ids, attention_mask=attention_mask,
+                     **({} if position_ids is None else {"position_ids": position_ids}))
     ### BEGIN SOLUTION
     classifier = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone = getattr(classifier, classifier.base_model_prefix)

@@ -40,14 +40,19 @@ FINETUNE_PEAK_GIB = 6.1
 FEATURE_LAYERS = {"resnet50": ("avgpool", 2048), "mobilenet_v3_large": ("classifier.1", 1280)}
 
 
+def feature_layer(name: str) -> tuple[str, int]:
+    """(hooked submodule, feature width) of network ``name``; ValueError naming the allowed ones."""
+    check_choice("name", name, FEATURE_LAYERS)
+    return FEATURE_LAYERS[name]
+
+
 def build_model(name: str, weights: str | None, num_classes: int = 100) -> torch.nn.Module:
     """``name`` with a ``num_classes`` head, starting from ``weights`` (a ``pa5.hub.imagenet_state_dict``
     reference: ImageNet's, hash-checked, or the stand-in's - loaded the same way, strictly) or random
     init (None)."""
     import torchvision
 
-    if name not in FEATURE_LAYERS:
-        raise ValueError(f"model name {name!r} is unknown; allowed: {', '.join(FEATURE_LAYERS)}")
+    feature_layer(name)
     model = getattr(torchvision.models, name)(weights=None)
     if weights is not None:
         from pa5 import hub
@@ -182,7 +187,7 @@ def cache_key(config: Task3Config, name: str, part: str, seed: int) -> str:
 @torch.no_grad()
 def extract_features(model, name: str, loader, device) -> torch.Tensor:
     """[N, D] pooled features of every image in ``loader`` (eval mode, in order), via a forward hook."""
-    layer_name, dim = FEATURE_LAYERS[name]
+    layer_name, dim = feature_layer(name)
     captured = []
     hook = model.get_submodule(layer_name).register_forward_hook(
         lambda module, inputs, output: captured.append(output.detach().flatten(1).float().cpu().clone()))

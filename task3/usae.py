@@ -22,7 +22,7 @@ import random
 import torch
 from tqdm.auto import tqdm
 
-from pa5.checks import check_int
+from pa5.checks import check_int, check_number
 from pa5.device import module_device, place
 from pa5.optim import optimizer_step
 from task3.config import SAEConfig
@@ -85,6 +85,7 @@ def usae_loss(usae: UniversalSAE, batch: dict[str, torch.Tensor], source: str,
     if len({len(x) for x in batch.values()}) != 1:
         raise ValueError(f"batch tensors must hold the same images (same N), got "
                          f"{ {k: len(v) for k, v in batch.items()} }")
+    check_number("cross_weight", cross_weight, 0)
     ### BEGIN SOLUTION
     _, codes = usae.encode(source, batch[source])
     errors = {target: ((batch[target] - usae.decode(target, codes)) ** 2).mean() for target in usae.names}
@@ -103,6 +104,7 @@ def usae_step(usae: UniversalSAE, optimizer: torch.optim.Optimizer, batch: dict[
     clipping)."""
     if not sources or not set(sources) <= set(usae.names):
         raise ValueError(f"sources must be a non-empty list of {usae.names}, got {sources!r}")
+    check_number("max_grad_norm", max_grad_norm, 0, low_open=True)
     ### BEGIN SOLUTION
     loss = sum(usae_loss(usae, batch, source, cross_weight)[0] for source in sources)
     trained = [p for source in sources for p in usae.sae(source).parameters()]
@@ -151,6 +153,9 @@ def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], config: SA
     if len(n) != 1:
         raise ValueError(f"features must hold the same images for every model, got N = { {k: len(v) for k, v in features.items()} }")
     n = n.pop()
+    if n < 2:
+        raise ValueError(f"features must hold at least 2 images (BatchNorm needs two rows per step), got N = {n}")
+    check_int("config.batch_size", config.batch_size, 2)
     device = module_device(usae)
     optimizer = torch.optim.AdamW(usae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     paper = config.schedule == "paper"
@@ -187,11 +192,15 @@ def train_independent(features: dict[str, torch.Tensor], config: SAEConfig, seed
     from overcomplete.sae import train_sae
     from torch.utils.data import DataLoader, TensorDataset
 
+    check_int("config.batch_size", config.batch_size, 2)
     saes = {}
     for name, x in features.items():
+        if len(x) < 2:
+            raise ValueError(f"features[{name!r}] must hold at least 2 rows (BatchNorm), got {len(x)}")
         torch.manual_seed(seed)
         sae = make_sae(x.shape[1], config.nb_concepts, config.top_k, device)
-        loader = DataLoader(TensorDataset(x), batch_size=config.batch_size, shuffle=True, drop_last=True,
+        loader = DataLoader(TensorDataset(x), batch_size=config.batch_size, shuffle=True,
+                            drop_last=len(x) > config.batch_size,  # a partial batch only when it is the only one
                             generator=torch.Generator().manual_seed(seed))
         optimizer = torch.optim.AdamW(sae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         train_sae(sae, loader, lambda x, x_hat, *_: ((x - x_hat) ** 2).mean(), optimizer, nb_epochs=config.epochs,

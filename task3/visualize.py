@@ -17,12 +17,12 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
-from pa5.checks import check_int
+from pa5.checks import check_int, check_number
 from pa5.device import module_device, place
 from pa5.optim import optimizer_step
 from task3.config import MaximisationConfig
 from task3.data import IMAGENET_MEAN, IMAGENET_STD
-from task3.models import FEATURE_LAYERS
+from task3.models import feature_layer
 from task3.universality import FIRING_THRESHOLD
 
 
@@ -32,6 +32,7 @@ class FourierImage(torch.nn.Module):
     def __init__(self, size: int, decay: float = 1.5, seed: int = 0):
         super().__init__()
         check_int("size", size, 8)
+        check_number("decay", decay, 0)  # 0: white noise; NaN / inf would make every coefficient NaN / 0
         generator = torch.Generator().manual_seed(seed)
         fy = torch.fft.fftfreq(size)[:, None]
         fx = torch.fft.rfftfreq(size)[None, :]
@@ -48,7 +49,8 @@ class FourierImage(torch.nn.Module):
 
 def concept_objective(model: torch.nn.Module, name: str, normaliser, usae, concept: int) -> Callable:
     """images [B, 3, H, W] in [0, 1] -> [B] pre-TopK code of ``concept`` in model ``name``'s encoder."""
-    layer = model.get_submodule(FEATURE_LAYERS[name][0])
+    check_int("concept", concept, 0, usae.nb_concepts - 1)
+    layer = model.get_submodule(feature_layer(name)[0])
     mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
     std = torch.tensor(IMAGENET_STD)[:, None, None]
 

@@ -31,6 +31,8 @@ def pytest_addoption(parser):
     parser.addoption("--site-packages", default=None, metavar="DIR", help="the isolated worker's site-packages")
     parser.addoption("--forbid", action="append", default=[], metavar="DIR",
                      help="a folder the isolated worker's import system must not reach (repeatable)")
+    parser.addoption("--call-timeout", type=float, default=None, metavar="S",
+                     help="seconds one student call may run before its worker is stopped (default: pa5.worker's)")
     parser.addoption("--test-timeout", type=float, default=900.0, metavar="S",
                      help="seconds one test may run, its student calls included (default 900)")
 
@@ -86,9 +88,34 @@ def student(request):
     worker = Student(config.getoption("--student") or config.rootpath, isolated=config.getoption("--isolate-student"),
                      forbidden=tuple(config.getoption("--forbid")),
                      site_packages=config.getoption("--site-packages"),
-                     log=log if config.getoption("--isolate-student") else None)
+                     log=log if config.getoption("--isolate-student") else None,
+                     fallbacks=_fallbacks(config.rootpath),
+                     **({} if config.getoption("--call-timeout") is None else
+                        {"call_timeout": config.getoption("--call-timeout")}))
     yield worker
     worker.close()
+
+
+def _fallbacks(root: Path) -> dict[str, str] | None:
+    """The handed-out graded files the worker falls back to for a student file that does not import
+    (pa5.worker, "Isolation between files"), made by tools/release.py from the instructors' files.
+    None in a student release: its graded files are the student's own, and a student running the
+    tests sees a broken file's error directly."""
+    release = root / "tools" / "release.py"
+    if not release.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("_pa5_release", release)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return None if (root / module.RELEASE_STAMP).exists() else module.fallback_sources(root)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_worker_objects(request):
+    """Objects built in the worker live for one test (see Student.forget)."""
+    yield
+    if "student" in request.fixturenames:
+        request.getfixturevalue("student").forget()
 
 
 class TestTimeLimit(Exception):
@@ -100,7 +127,8 @@ def pytest_runtest_call(item):
     """A per-test limit on the graded tests (SIGALRM, main thread): a student call has its own,
     shorter limit in the worker. Ungraded checks (the full-profile rehearsal, ~14 min) run unlimited."""
     limit = item.config.getoption("--test-timeout")
-    if item.get_closest_marker("points") is None:
+    # notebooks have pa5.execute's own cell and notebook limits (task 1's tiny run alone is ~9.5 min)
+    if item.get_closest_marker("points") is None or item.get_closest_marker("notebook") is not None:
         yield
         return
 

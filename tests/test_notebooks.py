@@ -29,9 +29,14 @@ REQUIRED_METRICS = {
 @pytest.mark.notebook
 @pytest.mark.points(2)
 @pytest.mark.parametrize("task", TASKS)
-def test_notebook_runs_in_tiny_profile(task, tmp_path, monkeypatch):
+def test_notebook_runs_in_tiny_profile(task, tmp_path, monkeypatch, request):
+    """The student's notebook run: its kernel imports the student's checkout (isolated when grading,
+    like the worker: tests/conftest.py's --student / --isolate-student / --site-packages)."""
     monkeypatch.setenv("PA5_RUNS_DIR", str(tmp_path))  # inherited by the kernel
-    executed = execute_notebook(task, "tiny", output_dir=tmp_path / task)
+    config = request.config
+    executed = execute_notebook(task, "tiny", output_dir=tmp_path / task, checkout=config.getoption("--student"),
+                                site_packages=config.getoption("--site-packages")
+                                if config.getoption("--isolate-student") else None)
     assert executed.exists()
     metrics = json.loads((tmp_path / task / "metrics.json").read_text())
     assert (metrics["task"], metrics["profile"]) == (task, "tiny")

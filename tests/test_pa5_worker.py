@@ -1,6 +1,7 @@
 """The grading worker (pa5.worker): what a student function can send back, timeouts, crashes,
 isolation from the instructors' files and the generate guard - each against a fake student checkout."""
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import torch
 from pa5.worker import Student, StudentError, StudentTimeout, site_packages_view
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+import release  # noqa: E402
 
 FORGER = '''
 import os, sys, time, torch
@@ -125,3 +128,70 @@ def test_generate_and_hf_warpers_are_unavailable_to_task1_code(worker):
         worker.call("task1.delegating:warp", torch.zeros(1, 5))
     assert worker.call("pa5.recipes:tiny_llama_generate", model, torch.tensor([[1, 2, 3]])).shape == (1, 5), \
         "given code outside task 1 keeps generate"
+
+
+def test_objects_built_for_one_test_are_rebuilt_for_the_next(worker):
+    """A student function that changes a model (here: freezes it) changes it for the rest of that
+    test only: forget() drops the worker's objects, and handles kept before it are void."""
+    model = worker.build("pa5.recipes:tiny_llama")
+    frozen = model.requires_grad_(False, _keep=True)
+    assert worker.call("pa5.recipes:trainable_state", model) == {}, "within a test, one recipe is one object"
+    worker.forget()
+    assert len(worker.call("pa5.recipes:trainable_state", model)) > 0, "the next test gets a fresh build"
+    with pytest.raises(StudentError, match="forgot its objects"):
+        worker.call("pa5.recipes:trainable_state", frozen)
+
+
+BASE = '''
+def helper(x):
+    return x + 1
+
+
+def double(x):
+    """Graded."""
+    ### BEGIN SOLUTION
+    return 2 * x
+    ### END SOLUTION
+'''
+USER = '''
+from task9.base import helper
+
+
+def triple(x):
+    """Graded; uses the given helper of another graded file."""
+    ### BEGIN SOLUTION
+    return 3 * helper(x) - 3
+    ### END SOLUTION
+'''
+
+
+@pytest.mark.parametrize("broken, error", [("def double(x:\n", "SyntaxError"),
+                                           ("import no_such_module\n", "ModuleNotFoundError"),
+                                           ("raise SystemExit(0)\n", "SystemExit"), (None, "missing")])
+def test_a_file_that_does_not_import_fails_only_its_own_functions(tmp_path, broken, error):
+    """Isolation between files: task9/user.py imports task9/base.py, whose student version does not
+    import. The worker falls back to base's handed-out version: user's functions and base's given
+    helper work, base's graded function raises ImportError naming the file and its error."""
+    root = tmp_path / "student"
+    shutil.copytree(REPO / "pa5", root / "pa5", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "task9").mkdir()
+    (root / "task9" / "__init__.py").write_text("")
+    (root / "task9" / "user.py").write_text(USER)
+    if broken is not None:
+        (root / "task9" / "base.py").write_text(BASE + broken)
+    fallbacks = {f"task9.{name}": release.stub_solutions(source, f"task9/{name}.py", release.FALLBACK)
+                 for name, source in (("base", BASE), ("user", USER))}
+    student = Student(root, fallbacks=fallbacks, call_timeout=60)
+    try:
+        assert student.call("task9.user:triple", 2) == 6, "user.py imports a broken base.py's given helper"
+        assert student.call("task9.base:helper", 1) == 2
+        with pytest.raises(ImportError, match=f"task9/base.py does not import, so double is unavailable - .*{error}"):
+            student.call("task9.base:double", 1)
+    finally:
+        student.close()
+    plain = Student(root, call_timeout=60)  # without fallbacks (a student's own checkout) the error shows as is
+    try:
+        with pytest.raises(StudentError):
+            plain.call("task9.user:triple", 2)
+    finally:
+        plain.close()

@@ -4,9 +4,8 @@ import math
 import pytest
 import torch
 
-from task2 import grpo, policy
-from task2.config import GRPO_LOSS_TYPES, GRPOConfig
-from tests.task2_common import MODEL, PROMPTS, length_scorer, load_tokenizer, lora_state
+from task2.config import GRPO_LOSS_TYPES
+from tests.task2_common import PROMPTS, moved
 
 
 @pytest.fixture(scope="module")
@@ -73,24 +72,17 @@ def test_grpo_loss_aggregations_on_a_hand_computed_batch(GRPO):
 
 # --- the training loop on the tiny stand-in ------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer()
-
-
 @pytest.mark.points(2)
-def test_grpo_trains_on_groups_and_logs_zero_spread(tokenizer):
-    config = GRPOConfig(steps=2, prompts_per_step=2, group_size=4, lr=1e-3, max_new_tokens=16)
-    model = policy.load_policy(MODEL)
-    before = lora_state(model)
-    history = grpo.train_grpo(model, tokenizer, PROMPTS, length_scorer, config)
+def test_grpo_trains_on_groups_and_logs_zero_spread(student):
+    config = dict(steps=2, prompts_per_step=2, group_size=4, lr=1e-3, max_new_tokens=16)
+    run = student.call("pa5.recipes:rl_training", "grpo", PROMPTS, config, _timeout=600)
+    history = run["history"]
     assert len(history) == 2
     for key in ("rm_reward", "gold_success", "kl", "zero_spread_groups", "clip_fraction", "entropy", "loss", "grad_norm"):
         assert math.isfinite(history[0][key]), f"{key} is logged"
     assert 0.0 <= history[0]["zero_spread_groups"] <= 1.0
     assert history[0]["clip_fraction"] == 0.0, "one update per generation: the ratio is 1, nothing is clipped"
-    assert any(not torch.equal(before[n], p) for n, p in lora_state(model).items()), "the policy's LoRA moved"
-    constant = grpo.train_grpo(policy.load_policy(MODEL), tokenizer, PROMPTS, lambda p, c: torch.ones(len(c)), config)
-    assert constant[0]["zero_spread_groups"] == 1.0 and constant[0]["loss"] == 0.0, \
+    assert moved(run["policy_before"], run["policy_after"]), "the policy's LoRA moved"
+    constant = student.call("pa5.recipes:rl_training", "grpo", PROMPTS, config, scorer="constant", _timeout=600)
+    assert constant["history"][0]["zero_spread_groups"] == 1.0 and constant["history"][0]["loss"] == 0.0, \
         "equal rewards in every group: all advantages 0, loss exactly 0"
-

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from task2 import data, dpo, policy
+from pa5 import recipes
+from task2 import data, dpo
 from task2 import reward_model as rm
 from task2.config import DPOConfig, LoRAConfig, RewardModelConfig
 from task2.training import make_optimizer
@@ -55,21 +56,25 @@ def test_last_token_index_right_and_left_padding(student_rm):
 
 
 @pytest.mark.points(2)
-def test_reward_is_read_at_the_closing_end_of_turn_whatever_the_padding(tokenizer):
+def test_reward_is_read_at_the_closing_end_of_turn_whatever_the_padding(student, tokenizer):
     pairs = data.encode_pairs(tokenizer, ROWS, max_length=256)
-    model = rm.load_reward_model(MODEL, pad_token_id=0).eval()  # 0 = <|endoftext|>, never in a chat
+    theirs = student.build("pa5.recipes:reward_model", pad_token_id=0, eval=True)  # 0 = <|endoftext|>, never in a chat
+    model = recipes.reward_model(pad_token_id=0, eval=True)  # the same weights, on the trusted side
+    right = data.collate_pairs(pairs, 0, "right")
+    ours = student.call("task2.reward_model:sequence_rewards", theirs, right["input_ids"], right["attention_mask"],
+                        right["position_ids"])
     with torch.no_grad():
-        right = data.collate_pairs(pairs, 0, "right")
-        ours = rm.sequence_rewards(model, right["input_ids"], right["attention_mask"], right["position_ids"])
         transformers_pooling = model(input_ids=right["input_ids"], attention_mask=right["attention_mask"]).logits.squeeze(-1)
-        torch.testing.assert_close(ours, transformers_pooling, msg=lambda m: (
-            "with a pad id no real token has, transformers' 'last non-pad token' is the last real token\n" + m))
-        left = data.collate_pairs(pairs, tokenizer.pad_token_id, "left")
-        torch.testing.assert_close(rm.sequence_rewards(model, left["input_ids"], left["attention_mask"],
-                                                       left["position_ids"]), ours, msg=lambda m: (
-            "left padding must give the same rewards: read the last real token, with real positions\n" + m))
-        model.config.pad_token_id = tokenizer.pad_token_id  # pad == eos, as SmolLM2 ships
-        eos_padded = data.collate_pairs(pairs, tokenizer.pad_token_id, "right")
+    torch.testing.assert_close(ours, transformers_pooling, msg=lambda m: (
+        "with a pad id no real token has, transformers' 'last non-pad token' is the last real token: read the "
+        "reward at last_token_index(attention_mask)\n" + m))
+    left = data.collate_pairs(pairs, tokenizer.pad_token_id, "left")
+    torch.testing.assert_close(student.call("task2.reward_model:sequence_rewards", theirs, left["input_ids"],
+                                            left["attention_mask"], left["position_ids"]), ours, msg=lambda m: (
+        "left padding must give the same rewards: read the last real token, with real positions\n" + m))
+    model.config.pad_token_id = tokenizer.pad_token_id  # pad == eos, as SmolLM2 ships
+    eos_padded = data.collate_pairs(pairs, tokenizer.pad_token_id, "right")
+    with torch.no_grad():
         pooled = model(input_ids=eos_padded["input_ids"], attention_mask=eos_padded["attention_mask"]).logits.squeeze(-1)
     assert not torch.allclose(pooled, ours), "with pad == eos, id-based pooling skips the closing <|im_end|>"
 
@@ -127,62 +132,71 @@ def test_token_kl_is_exact_and_zero_for_identical_models(student_policy):
 
 
 @pytest.mark.points(1)
-def test_log_probs_do_not_depend_on_the_padding_side(tokenizer, pairs):
-    model = policy.load_policy(MODEL).eval()
-    with torch.no_grad():
-        sides = []
-        for side in ("right", "left"):
-            batch = data.collate_pairs(pairs, tokenizer.pad_token_id, side)
-            sides.append(policy.sequence_logps(policy.forward_logits(model, batch), batch["input_ids"], batch["loss_mask"]))
+def test_log_probs_do_not_depend_on_the_padding_side(student, tokenizer, pairs):
+    theirs = student.build("pa5.recipes:policy_model", eval=True)
+    sides = []
+    for side in ("right", "left"):
+        batch = data.collate_pairs(pairs, tokenizer.pad_token_id, side)
+        logits = student.call("task2.policy:forward_logits", theirs, batch)
+        sides.append(student.call("task2.policy:sequence_logps", logits, batch["input_ids"], batch["loss_mask"]))
     torch.testing.assert_close(sides[0], sides[1], atol=1e-4, rtol=1e-5, msg=lambda m: (
         "left-padded rows need position_ids counted over real tokens\n" + m))
 
 
 @pytest.mark.points(3)
-def test_dpo_training_starts_at_ln2_the_reference_stays_the_base_and_the_pairs_are_learned(tokenizer, pairs):
-    model = policy.load_policy(MODEL)
+def test_dpo_training_starts_at_ln2_the_reference_stays_the_base_and_the_pairs_are_learned(student, tokenizer, pairs):
+    rows = data.load_pairs(_tiny())["train"][:8]
+    run = student.call("pa5.recipes:dpo_training", rows, dict(beta=0.1, steps=25, batch_size=8, lr=5e-3, kl_every=5),
+                       max_length=128, _timeout=600)
     pad = tokenizer.pad_token_id
-    before = dpo.pair_logps(model, pairs, pad)
+    model = recipes.policy_model()  # the trusted side's own copy, for its own measurements
     reference = dpo.reference_logps(model, pairs, pad)
-    torch.testing.assert_close(before, reference, msg=lambda m: "LoRA starts with B = 0: policy == reference\n" + m)
-    start = dpo.evaluate_dpo(model, pairs, pad, beta=0.1)
-    assert start["reward_accuracy"] == 0.0 and abs(start["margin"]) < 1e-6, "accuracy is strict: ties are not wins"
-    history = dpo.train_dpo(model, pairs, pad, DPOConfig(beta=0.1, steps=25, batch_size=8, lr=5e-3, kl_every=5),
-                            ref_logps=reference)
-    assert history[0]["loss"] == pytest.approx(math.log(2), abs=1e-6), "step 0: policy == reference, loss ln 2"
+    torch.testing.assert_close(run["before"], reference, msg=lambda m: (
+        "pair_logps of a fresh policy must be the reference's log-probs (LoRA starts with B = 0): check the "
+        "sum of log-probs over the completion tokens\n" + m))
+    torch.testing.assert_close(run["reference"], reference)
+    assert run["start"]["reward_accuracy"] == 0.0 and abs(run["start"]["margin"]) < 1e-6, \
+        "accuracy is strict: ties are not wins"
+    history = run["history"]
+    assert history[0]["loss"] == pytest.approx(math.log(2), abs=1e-6), (
+        f"step 0: policy == reference, so the loss is ln 2 = 0.6931; got {history[0]['loss']:.6f}")
     assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6) and history[-5]["kl"] > 0
     assert {"reward_accuracy", "margin", "chosen_reward", "rejected_reward", "grad_norm"} <= set(history[-1])
-    torch.testing.assert_close(dpo.reference_logps(model, pairs, pad), reference, msg=lambda m: (
+    torch.testing.assert_close(run["reference_after"], reference, msg=lambda m: (
         "the reference is the base: disabling the adapter must undo training\n" + m))
-    end = dpo.evaluate_dpo(model, pairs, pad, beta=0.1)
-    assert end["reward_accuracy"] == 1.0 and end["margin"] > 0, "25 steps on 8 pairs must fit them"
+    assert run["end"]["reward_accuracy"] == 1.0 and run["end"]["margin"] > 0, "25 steps on 8 pairs must fit them"
+    trained = recipes.policy_model(adapter=run["adapter"])
+    end = dpo.evaluate_dpo(trained, pairs, pad, beta=0.1)  # the grader's own evaluation of the trained adapter
+    assert end["reward_accuracy"] == 1.0 and end["margin"] > 0, "the returned adapter does not fit the pairs"
 
 
 @pytest.mark.points(2)
-def test_reward_model_learns_pairs_and_its_saved_adapter_reloads(tokenizer, pairs, tmp_path):
-    from peft import PeftModel
-    from transformers import AutoModelForSequenceClassification
+def test_reward_model_learns_pairs_and_its_saved_adapter_reloads(student, tokenizer, pairs, tmp_path):
+    from safetensors.torch import load_file
 
-    from pa5 import hub
-    model = rm.load_reward_model(MODEL, pad_token_id=tokenizer.pad_token_id)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    rows = data.load_pairs(_tiny())["train"][:8]
+    prompts = [data.prompt_ids(tokenizer, r["system"], r["question"]) for r in ROWS]
+    completions = [data.completion_ids(tokenizer, r["chosen"]) for r in ROWS]
+    run = student.call("pa5.recipes:reward_model_training", rows, dict(steps=30, batch_size=8, lr=3e-3),
+                       str(tmp_path / "rm"), prompts, completions, max_length=128, _timeout=600)
+    trainable = run["trainable"]
     assert any("lora_A" in n for n in trainable) and any("score" in n for n in trainable), \
         "LoRA on q/v and the score head are trained"
     assert not any("embed_tokens" in n or "mlp" in n for n in trainable), "the backbone stays frozen"
-    history = rm.train_reward_model(model, pairs, tokenizer.pad_token_id, RewardModelConfig(steps=30, batch_size=8, lr=3e-3))
-    result = rm.evaluate_reward_model(model, pairs, tokenizer.pad_token_id)
-    assert result["accuracy"] == 1.0 and result["margin"] > 0 and history[-1]["loss"] < history[0]["loss"]
-    path = rm.save_adapter(model, tmp_path / "rm")
-    assert path.name == "adapter_model.safetensors" and path.exists()
-    base = hub.from_pretrained(AutoModelForSequenceClassification, MODEL, num_labels=1)
-    reloaded = PeftModel.from_pretrained(base, tmp_path / "rm").eval()
-    scorer_a = rm.RewardScorer(model, tokenizer.pad_token_id)
-    scorer_b = rm.RewardScorer(reloaded, tokenizer.pad_token_id)
-    prompts = [data.prompt_ids(tokenizer, r["system"], r["question"]) for r in ROWS]
-    completions = [data.completion_ids(tokenizer, r["chosen"]) for r in ROWS]
-    torch.testing.assert_close(scorer_a(prompts, completions), scorer_b(prompts, completions))
-    with pytest.raises(ValueError, match="same length"):
-        scorer_a(prompts, completions[:1])
+    history = run["history"]
+    assert run["evaluation"]["accuracy"] == 1.0 and run["evaluation"]["margin"] > 0
+    assert history[-1]["loss"] < history[0]["loss"]
+    path = tmp_path / "rm" / "adapter_model.safetensors"
+    assert run["saved"] == str(path) and path.exists(), "save_adapter writes adapter_model.safetensors"
+    saved = load_file(path)  # the grader reloads it into its own model
+    from peft import set_peft_model_state_dict
+    reloaded = recipes.reward_model(tokenizer.pad_token_id, eval=True)
+    result = set_peft_model_state_dict(reloaded, saved)
+    assert not result.unexpected_keys, f"the saved adapter has keys a reward model does not: {result.unexpected_keys}"
+    scorer = rm.RewardScorer(reloaded, tokenizer.pad_token_id)
+    torch.testing.assert_close(scorer(prompts, completions), run["scores"])
+    evaluation = rm.evaluate_reward_model(reloaded, pairs, tokenizer.pad_token_id)
+    assert evaluation["accuracy"] == 1.0, "the saved adapter, reloaded, does not rank the pairs"
 
 
 def test_bad_inputs_raise_value_errors_naming_the_argument(tokenizer, pairs):

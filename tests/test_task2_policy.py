@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from pa5 import recipes
 from task2 import policy
 from task2.config import GRPOConfig
 from tests.task2_common import MODEL, PROMPTS, length_scorer, load_tokenizer
@@ -81,45 +82,49 @@ def test_selective_logps_is_log_softmax_then_gather_on_a_grid(student):
         "half-precision logits (fp16 autocast) are read in float32"
 
 
+def _nonzero_adapter(seed: int = 3) -> dict[str, torch.Tensor]:
+    """LoRA weights with a non-zero B, so the policy differs from its reference."""
+    generator = torch.Generator().manual_seed(seed)
+    return {name: (value.normal_(0, 0.05, generator=generator) if "lora_B" in name else value)
+            for name, value in recipes.trainable_state(recipes.policy_model(seed)).items()}
+
+
 @pytest.mark.points(1)
-def test_chunked_head_equals_the_full_computation_values_and_gradients(tokenizer, monkeypatch):
+def test_chunked_head_equals_the_full_computation_values_and_gradients(student, tokenizer):
     """policy_logps runs the LM head only at completion positions, a chunk at a time, under activation
     checkpointing: the numbers and the gradients must be those of the full [N, T, V] computation."""
-    batch = _batch(tokenizer)
-    model = policy.load_policy(MODEL, seed=3)
-    for name, p in model.named_parameters():  # a non-zero adapter, so policy != reference
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.05)
-    lora = [p for p in model.parameters() if p.requires_grad]
+    batch, adapter = _batch(tokenizer), _nonzero_adapter()
+    model = recipes.policy_model(seed=3, adapter=adapter)  # the grader's own full computation
+    names, lora = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
     logits = policy.forward_logits(model, batch)
     full = policy.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.8)
-    full_grads = torch.autograd.grad(full.sum(), lora)
-    monkeypatch.setattr(policy, "HEAD_CHUNK", 3)  # several chunks, one of them partial
-    chunked = policy.policy_logps(model, batch, 0.8)[0]
-    torch.testing.assert_close(chunked, full, rtol=1e-6, atol=1e-6)
-    for ours, reference in zip(torch.autograd.grad(chunked.sum(), lora), full_grads):
-        assert (ours - reference).norm() <= 1e-5 * reference.norm(), "the chunked path's gradient differs"
+    full_grads = dict(zip(names, torch.autograd.grad(full.sum(), lora)))
     with torch.no_grad():
         with policy.reference_mode(model):
             reference_logits = policy.forward_logits(model, batch)
         expected_kl = policy.token_kl(logits.detach(), reference_logits, batch["loss_mask"])
-    kl = policy.completion_kl(model, batch)
+    theirs = student.build("pa5.recipes:policy_model", seed=3, adapter=adapter)
+    run = student.call("pa5.recipes:logps_and_grads", theirs, batch, 0.8, head_chunk=3)  # chunks, one partial
+    torch.testing.assert_close(run["logps"], full.detach(), rtol=1e-6, atol=1e-6, msg=lambda m: (
+        "policy_logps with HEAD_CHUNK = 3 must equal token_logps of the full logits: each chunk's positions "
+        "and targets must line up\n" + m))
+    for name, reference in full_grads.items():
+        ours = run["grads"].get(name)
+        assert ours is not None and (ours - reference).norm() <= 1e-5 * reference.norm(), (
+            f"the chunked path's gradient differs at {name}: the head must run on tensors that keep the graph")
+    kl = run["kl"]
     assert kl.min() > 0, "a non-zero adapter has a positive KL to its reference"
     torch.testing.assert_close(kl, expected_kl, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.points(1)
-def test_policy_logps_skips_prompt_logits_without_changing_a_value(tokenizer):
-    from task2.data import pad_completions, prompt_ids
-
-    model = policy.load_policy(MODEL)
-    prompts = [prompt_ids(tokenizer, "", p["question"]) for p in PROMPTS]  # prompts of different lengths
-    completions = [[5, 6, 7, 2], [8, 2], [9, 10, 11, 12, 13, 2], [14, 2]]
-    batch = pad_completions(prompts, completions, tokenizer.pad_token_id)
+def test_policy_logps_skips_prompt_logits_without_changing_a_value(student, tokenizer):
+    batch = _batch(tokenizer)
+    model = recipes.policy_model()
     with torch.no_grad():
-        logps, entropy = policy.policy_logps(model, batch, temperature=0.7, entropy=True)
         logits = policy.forward_logits(model, batch)
-    torch.testing.assert_close(logps, policy.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.7))
-    torch.testing.assert_close(entropy, policy.token_entropy(logits, batch["loss_mask"], 0.7))
-    assert (logps != 0).sum() == sum(map(len, completions)), "one log-prob per completion token, <|im_end|> included"
-
+    run = student.call("pa5.recipes:logps_and_grads", student.build("pa5.recipes:policy_model"), batch, 0.7)
+    torch.testing.assert_close(run["logps"], policy.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.7))
+    torch.testing.assert_close(run["entropy"], policy.token_entropy(logits, batch["loss_mask"], 0.7))
+    completions = sum(int(n) for n in batch["loss_mask"].sum(-1))
+    assert (run["logps"] != 0).sum() == completions, "one log-prob per completion token, <|im_end|> included"

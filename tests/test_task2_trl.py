@@ -8,9 +8,8 @@ import math
 import pytest
 import torch
 
-from task2 import config as task2_config
-from task2 import data, dpo, policy
-from task2 import reward_model as rm
+from pa5 import recipes
+from task2 import data, grpo, policy
 
 MODEL = "standin:smollm2"
 CPU = dict(use_cpu=True, bf16=False, report_to="none", gradient_checkpointing=False, save_strategy="no",
@@ -32,11 +31,11 @@ def rows():
 
 
 @pytest.mark.points(2)
-def test_bradley_terry_loss_equals_reward_trainer_compute_loss(tokenizer, rows, tmp_path):
+def test_bradley_terry_loss_equals_reward_trainer_compute_loss(student, tokenizer, rows, tmp_path):
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    model = rm.load_reward_model(MODEL, pad_token_id=0)
+    model = recipes.reward_model(pad_token_id=0)  # TRL's; the student's is built from the same recipe
     # pad_token: TRL's pooling finds the reward by pad id; with pad == eos it would skip <|im_end|>.
     args = RewardConfig(output_dir=str(tmp_path), pad_token="<|endoftext|>", **CPU)
     dataset = Dataset.from_list(data.trl_rows(tokenizer, rows))
@@ -45,20 +44,23 @@ def test_bradley_terry_loss_equals_reward_trainer_compute_loss(tokenizer, rows, 
     batch = data.collate_pairs(pairs, pad_id=0)
     with torch.no_grad():
         theirs = trainer.compute_loss(model, {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]})
-        ours = rm.bradley_terry_loss(*rm.pair_rewards(model, batch))
-    assert ours.item() == pytest.approx(theirs.item(), abs=1e-6)
+    theirs_model = student.build("pa5.recipes:reward_model", pad_token_id=0)
+    rewards = student.call("task2.reward_model:pair_rewards", theirs_model, batch)
+    ours = student.call("task2.reward_model:bradley_terry_loss", *rewards)
+    assert ours.item() == pytest.approx(theirs.item(), abs=1e-6), (
+        f"ours {ours.item():.7f} vs TRL's RewardTrainer {theirs.item():.7f}: TRL's loss is "
+        "-logsigmoid(r_chosen - r_rejected).mean()")
     trl_batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
     assert torch.equal(trl_batch["input_ids"].masked_fill(trl_batch["attention_mask"] == 0, 0),
                        batch["input_ids"]), "TRL tokenises the pairs into the same ids (prompt + response + <|im_end|>)"
 
 
 @pytest.mark.points(3)
-def test_dpo_loss_equals_dpo_trainer_at_ln2_and_after_optimizer_steps(tokenizer, rows, tmp_path):
+def test_dpo_loss_equals_dpo_trainer_at_ln2_and_after_optimizer_steps(student, tokenizer, rows, tmp_path):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    model = policy.load_policy(MODEL, seed=0)
-    theirs_model, ours_model = copy.deepcopy(model), copy.deepcopy(model)
+    theirs_model = recipes.policy_model(seed=0)  # TRL's; the student's is built from the same recipe
     steps, lr, beta = 4, 2e-3, 0.1
 
     recorded = []
@@ -83,13 +85,15 @@ def test_dpo_loss_equals_dpo_trainer_at_ln2_and_after_optimizer_steps(tokenizer,
         "same completion mask as TRL, <|im_end|> included"
     trainer.train()
 
-    config = task2_config.DPOConfig(beta=beta, steps=steps, batch_size=len(rows), lr=lr, kl_every=0)
-    history = dpo.train_dpo(ours_model, pairs, tokenizer.pad_token_id, config)
-    ours = [h["loss"] for h in history]
+    config = dict(beta=beta, steps=steps, batch_size=len(rows), lr=lr, kl_every=0)
+    run = student.call("pa5.recipes:dpo_training", rows, config, with_reference=False, _timeout=600)
+    ours = [h["loss"] for h in run["history"]]
     assert recorded[0] == pytest.approx(math.log(2), abs=1e-7) and ours[0] == pytest.approx(math.log(2), abs=1e-7)
     assert ours[-1] < ours[0] - 1e-3, "the loss must move for the comparison to mean something"
     for step, (a, b) in enumerate(zip(ours, recorded)):
-        assert a == pytest.approx(b, abs=1e-5), f"step {step}: ours {a:.7f} vs TRL {b:.7f}"
+        assert a == pytest.approx(b, abs=1e-5), (
+            f"step {step}: ours {a:.7f} vs TRL {b:.7f}: -logsigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))), the "
+            "log-probs summed over completion tokens, one AdamW step per batch with grad-norm clipping at 1")
 
 
 @pytest.fixture(scope="module")
@@ -99,31 +103,26 @@ def grpo_case(tokenizer):
     from task2.data import pad_completions, prompt_ids
 
     torch.manual_seed(0)
-    model = policy.load_policy(MODEL, seed=0)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.05)
+    adapter = {name: value.normal_(0, 0.05) if "lora_B" in name else value
+               for name, value in recipes.trainable_state(recipes.policy_model(seed=0)).items()}
     prompt = prompt_ids(tokenizer, "", "What is the capital of France?")
     completions = [torch.randint(3, len(tokenizer), (n,)).tolist() for n in (5, 3, 8, 6, 2, 8, 4, 7)]
     batch = pad_completions([prompt] * 8, completions, tokenizer.pad_token_id)
-    return model, batch, len(prompt)
+    return adapter, batch, len(prompt)
 
 
 @pytest.mark.points(0.5)
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
 @pytest.mark.parametrize("beta", [0.0, 0.04])
-def test_grpo_loss_and_gradient_equal_grpo_trainer(grpo_case, tokenizer, loss_type, beta, tmp_path):
+def test_grpo_loss_and_gradient_equal_grpo_trainer(student, grpo_case, tokenizer, loss_type, beta, tmp_path):
     """TRL: GRPOConfig(loss_type, beta, epsilon=0.2, temperature=0.7, num_generations=4, max_completion_length=8,
     use_bias_correction_kl=True (its default), per_device_train_batch_size=8, steps_per_generation=1), and
     ``trainer.compute_loss`` on inputs we build; ours: :func:`grpo.grpo_loss` on our per-token log-probs."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from task2 import grpo
-
-    model, batch, prompt_length = grpo_case
-    theirs_model, ours_model = copy.deepcopy(model), copy.deepcopy(model)
+    adapter, batch, prompt_length = grpo_case
+    theirs_model = recipes.policy_model(seed=0, adapter=adapter)
     temperature, max_completion_length = 0.7, 8
     args = GRPOConfig(output_dir=str(tmp_path), loss_type=loss_type, beta=beta, epsilon=0.2, temperature=temperature,
                       num_generations=4, max_completion_length=max_completion_length, per_device_train_batch_size=8,
@@ -136,7 +135,7 @@ def test_grpo_loss_and_gradient_equal_grpo_trainer(grpo_case, tokenizer, loss_ty
     mask = batch["loss_mask"][:, prompt_length:].float()
     torch.manual_seed(1)
     with torch.no_grad():
-        current = policy.policy_logps(ours_model, batch, temperature)[0][:, prompt_length:]
+        current = policy.policy_logps(theirs_model, batch, temperature)[0][:, prompt_length:]
     # old log-probs off by up to +-0.4 so that some ratios leave [0.8, 1.2] and both clip branches are used
     old = (current + torch.empty_like(current).uniform_(-0.4, 0.4)) * mask
     ref = (current + torch.empty_like(current).uniform_(-0.3, 0.3)) * mask
@@ -149,16 +148,15 @@ def test_grpo_loss_and_gradient_equal_grpo_trainer(grpo_case, tokenizer, loss_ty
     theirs = trainer.compute_loss(trainer.model, inputs)
     theirs.backward()
 
-    ours_model.train()
-    logps = policy.policy_logps(ours_model, batch, temperature)[0]
     pad = torch.nn.functional.pad
-    ours, stats = grpo.grpo_loss(logps, pad(old, (prompt_length, 0)), advantages, batch["loss_mask"], loss_type,
-                                 epsilon=0.2, beta=beta, ref_logps=pad(ref, (prompt_length, 0)),
-                                 max_completion_length=max_completion_length)
-    ours.backward()
-    assert 0 < stats["clip_fraction"] < 1, "the case must exercise clipping"
-    assert ours.item() == pytest.approx(theirs.item(), abs=1e-6), f"{loss_type}: ours {ours.item():.8f} vs TRL {theirs.item():.8f}"
-    theirs_grads = {n: p.grad for n, p in theirs_model.named_parameters() if p.requires_grad}
-    for name, parameter in ours_model.named_parameters():
+    run = student.call("pa5.recipes:grpo_loss_and_grads", student.build("pa5.recipes:policy_model", seed=0, adapter=adapter),
+                       batch, temperature, pad(old, (prompt_length, 0)), advantages, loss_type, epsilon=0.2, beta=beta,
+                       ref_logps=pad(ref, (prompt_length, 0)), max_completion_length=max_completion_length)
+    ours = run["loss"]
+    assert 0 < run["stats"]["clip_fraction"] < 1, "the case must exercise clipping"
+    assert ours.item() == pytest.approx(theirs.item(), abs=1e-6), (
+        f"{loss_type}, beta={beta}: ours {ours.item():.8f} vs TRL {theirs.item():.8f} - check the aggregation over "
+        "tokens for this loss_type and the k3 KL term")
+    for name, parameter in theirs_model.named_parameters():
         if parameter.requires_grad:
-            torch.testing.assert_close(parameter.grad, theirs_grads[name], atol=1e-6, rtol=1e-4)
+            torch.testing.assert_close(run["grads"][name], parameter.grad, atol=1e-6, rtol=1e-4)

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
+from pa5 import recipes
 from task3 import models, usae as U, universality as UV
-from task3.config import SAEConfig
 
 
 @pytest.fixture(scope="module")
@@ -92,65 +92,59 @@ def test_energy_dead_fraction_and_matching(SUV):
     (lambda: UV.firing_counts([torch.zeros(3, 4), torch.zeros(3, 4)], threshold=-0.1), "threshold"),
     (lambda: UV.cofire_proportion([torch.zeros(3, 4)]), "at least 2"),
     (lambda: U.UniversalSAE({"a": 4, "b": 3}, 8, 2).encode("c", torch.zeros(2, 4)), "unknown"),
-    (lambda: models.build_model("vgg16", None), "unknown"),
+    (lambda: models.build_model("vgg16", None), "name must be one of"),
 ])
 def test_bad_input_raises_value_error(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
 
 
-def _two_model_usae():
-    """A seeded USAE over models a (6-d) and b (4-d) in train mode, and a batch of 16 rows."""
-    torch.manual_seed(0)
-    usae = U.UniversalSAE({"a": 6, "b": 4}, nb_concepts=12, top_k=3)
-    batch = {"a": torch.randn(16, 6), "b": torch.randn(16, 4)}
-    return usae.train(), batch
+def _batch() -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    return {"a": torch.randn(16, 6, generator=generator), "b": torch.randn(16, 4, generator=generator)}
 
 
-def _moved_models(usae, before: dict[str, torch.Tensor]) -> set[str]:
-    """Models with a parameter changed since ``before`` - with a tolerance, as renormalising a unit
-    atom again changes it by float rounding only."""
-    return {n.split(".")[1] for n, p in usae.named_parameters() if (before[n] - p).abs().max() > 1e-6}
+def _moved_models(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
+    """Models with a parameter changed - with a tolerance, as renormalising a unit atom again changes
+    it by float rounding only."""
+    return {n.split(".")[1] for n in before if (before[n] - after[n]).abs().max() > 1e-6}
 
 
 @pytest.mark.points(1)
-def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources():
-    usae, batch = _two_model_usae()
-    for name in usae.names:  # overcomplete renormalises atoms in place on first use in train mode
-        usae.dictionary(name)
-    optimizer = torch.optim.SGD(usae.parameters(), lr=0.1)
-    expected = U.usae_loss(usae, batch, "b", cross_weight=2.0)[0].item()
-    before = {n: p.detach().clone() for n, p in usae.named_parameters()}
-    loss, grad_norm = U.usae_step(usae, optimizer, batch, ["b"], cross_weight=2.0)
-    assert loss == pytest.approx(expected, rel=1e-6), \
-        "usae_step returns the loss it stepped on: usae_loss for each source, summed"
-    assert grad_norm > 0, "and the gradient norm of the parameters it stepped"
-    moved = _moved_models(usae, before)
+def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources(student):
+    batch = _batch()
+    expected = U.usae_loss(recipes.two_model_usae(), batch, "b", cross_weight=2.0)[0].item()  # the grader's own
+    usae = student.build("pa5.recipes:two_model_usae")
+    run = student.call("pa5.recipes:usae_sgd_step", usae, batch, ["b"], cross_weight=2.0)
+    assert run["loss"] == pytest.approx(expected, rel=1e-6), (
+        f"usae_step returns the loss it stepped on: usae_loss for each source, summed - expected {expected:.6f}, "
+        f"got {run['loss']}")
+    assert run["grad_norm"] > 0, "and the gradient norm of the parameters it stepped"
+    moved = _moved_models(run["before"], run["after"])
     assert moved == {"b"}, f"only the sources' SAEs move (model a's decoder is in the loss too), moved: {moved}"
-    assert all(p.grad is None for p in usae.parameters()), "no gradient is left behind for a later step"
+    assert not run["grads_left"], "no gradient is left behind for a later step: zero (set_to_none) every .grad"
     with pytest.raises(ValueError, match="sources"):
-        U.usae_step(usae, optimizer, batch, ["c"])
+        student.call("pa5.recipes:usae_sgd_step", usae, batch, ["c"])
 
 
 @pytest.mark.points(2)
-def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model():
-    usae, batch = _two_model_usae()
-    loss, errors = U.usae_loss(usae, batch, "a")
-    _, codes = usae.encode("a", batch["a"])
-    expected = sum(((batch[t] - usae.decode(t, codes)) ** 2).mean() for t in ("a", "b"))
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-6), "sum over every model of its own MSE from the shared codes"
+def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model(student):
+    batch = _batch()
+    reference = recipes.two_model_usae()
+    _, codes = reference.encode("a", batch["a"])
+    expected = sum(((batch[t] - reference.decode(t, codes)) ** 2).mean() for t in ("a", "b"))
+    usae = student.build("pa5.recipes:two_model_usae")
+    loss, errors = student.call("task3.usae:usae_loss", usae, batch, "a")
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6), (
+        f"sum over every model of its own MSE from the shared codes: expected {expected.item():.6f}, got {loss.item():.6f}")
     assert (codes > 0).sum(-1).max() <= 3, "TopK keeps at most k concepts"
-    for name in usae.names:  # overcomplete renormalises atoms in place on first use in train mode: do it now
-        usae.dictionary(name)
-    before = {n: p.detach().clone() for n, p in usae.named_parameters()}
-    config = SAEConfig(nb_concepts=12, top_k=3, epochs=1, batch_size=16, lr=1e-2)
-    U.train_usae(usae, batch, config, seed=3, monitor_rows=16)
-    moved = _moved_models(usae, before)
+    config = dict(nb_concepts=12, top_k=3, epochs=1, batch_size=16, lr=1e-2)
+    run = student.call("pa5.recipes:usae_schedules", student.build("pa5.recipes:two_model_usae"), batch, config,
+                       seed=3, monitor_rows=16)
+    moved = _moved_models(run["start"], run["paper"])
     assert len(moved) == 1, f"the paper's schedule steps only the chosen model's SAE, moved: {moved}"
-    U.train_usae(usae, batch, dataclasses.replace(config, schedule="course"), monitor_rows=16)
-    after = {n: p.detach().clone() for n, p in usae.named_parameters()}
-    assert all(not torch.equal(before[n], after[n]) for n in before if "weight" in n and "dictionary" in n), \
-        "the course's schedule steps every model"
+    assert all(not torch.equal(run["paper"][n], run["course"][n]) for n in run["paper"]
+               if "weight" in n and "dictionary" in n), "the course's schedule steps every model"
 
 
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_large"])

@@ -2,36 +2,17 @@
 import pytest
 import torch
 
-from task3 import usae as U, visualize as V
+from pa5 import recipes
+from task3 import visualize as V
 from task3.config import MaximisationConfig
-from task3.models import Standardizer
-
-
-class TinyNet(torch.nn.Module):
-    """A stand-in vision model whose 'avgpool' layer gives 6 features (hooked like ResNet50's)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 6, 3, padding=1)
-        self.avgpool = torch.nn.AdaptiveAvgPool2d(1)
-
-    def forward(self, x):
-        return self.avgpool(torch.relu(self.conv(x))).flatten(1)
+from task3.models import FEATURE_LAYERS
 
 
 @pytest.fixture()
 def setup(monkeypatch):
-    monkeypatch.setitem(V.FEATURE_LAYERS, "tiny_a", ("avgpool", 6))
-    monkeypatch.setitem(V.FEATURE_LAYERS, "tiny_b", ("avgpool", 6))
-    torch.manual_seed(0)
-    models = {"tiny_a": TinyNet().eval(), "tiny_b": TinyNet().eval()}
-    usae = U.UniversalSAE({"tiny_a": 6, "tiny_b": 6}, nb_concepts=8, top_k=2)
-    features = torch.rand(32, 6)
-    usae.train()
-    usae.encode("tiny_a", features), usae.encode("tiny_b", features)  # BatchNorm statistics
-    usae.eval()
-    normalisers = {name: Standardizer(features, "paper") for name in models}
-    return models, usae, normalisers
+    for name in ("tiny_a", "tiny_b"):  # the recipe registers them; undone after the test
+        monkeypatch.setitem(FEATURE_LAYERS, name, ("avgpool", 6))
+    return recipes.tiny_vision_setup()
 
 
 def test_fourier_image_is_in_range_with_the_expected_shape():
@@ -43,18 +24,25 @@ def test_fourier_image_is_in_range_with_the_expected_shape():
 
 
 @pytest.mark.points(2)
-def test_maximisation_increases_the_pre_topk_code(setup):
-    models, usae, normalisers = setup
+def test_maximisation_increases_the_pre_topk_code(student, setup):
+    image, history = student.call("pa5.recipes:maximisation", student.build("pa5.recipes:tiny_vision_setup"), "tiny_a",
+                                  concept=3, size=16, config=dict(steps=40, lr=0.1))
+    assert image.shape == (3, 16, 16) and 0 <= image.min() and image.max() <= 1, (
+        f"one image [3, 16, 16] in [0, 1], got {tuple(image.shape)}")
+    assert history[-1] > history[0] + 1e-3, (
+        f"the objective must rise: {history[0]:.4f} -> {history[-1]:.4f}. If it stays flat, check that "
+        "concept_objective's features keep the graph to the pixels (no torch.no_grad, no .detach())")
+    models, usae, normalisers = setup  # the grader's own objective, on the returned image
     objective = V.concept_objective(models["tiny_a"], "tiny_a", normalisers["tiny_a"], usae, concept=3)
-    image, history = V.maximise(objective, size=16, config=MaximisationConfig(steps=40, lr=0.1))
-    assert image.shape == (3, 16, 16) and 0 <= image.min() and image.max() <= 1
-    assert history[-1] > history[0] + 1e-3, f"the objective must rise: {history[0]:.4f} -> {history[-1]:.4f}"
+    with torch.no_grad():
+        start, end = objective(V.FourierImage(16, seed=0)()).item(), objective(image[None]).item()
+    assert end > start + 1e-3, f"the returned image does not excite concept 3 more than the start: {start:.4f} -> {end:.4f}"
 
 
 @pytest.mark.points(1)
-def test_coordinated_version_returns_one_image_per_model_for_the_same_concept(setup):
-    models, usae, normalisers = setup
-    out = V.coordinated_maximisation(models, normalisers, usae, concept=5, size=16, config=MaximisationConfig(steps=3))
+def test_coordinated_version_returns_one_image_per_model_for_the_same_concept(student):
+    out = student.call("pa5.recipes:coordinated_maximisation", student.build("pa5.recipes:tiny_vision_setup"),
+                       concept=5, size=16, config=dict(steps=3))
     assert set(out) == {"tiny_a", "tiny_b"}
     assert all(image.shape == (3, 16, 16) for image, _ in out.values())
 

@@ -156,16 +156,27 @@ def solution_functions(source: str, path: str) -> list[str]:
     return names
 
 
-def stub_solutions(source: str, path: str) -> str:
-    """``source`` with every solution block (markers included) replaced by one
-    ``raise NotImplementedError("<path>: <function> - your code here")`` at the block's indentation."""
+STUB = 'raise NotImplementedError("{path}: {name} - your code here")'
+# The handed-out version the worker falls back to when a student's file does not import (pa5.worker).
+FALLBACK = 'raise ImportError("{path} does not import, so {name} is unavailable - " + __pa5_import_error__)'
+
+
+def stub_solutions(source: str, path: str, statement: str = STUB) -> str:
+    """``source`` with every solution block (markers included) replaced by one ``statement``
+    (formatted with the file's ``path`` and the function's ``name``) at the block's indentation."""
     names = solution_functions(source, path)
     lines = source.split("\n")
     for (first, last, indent), name in reversed(list(zip(marked_regions(source, SOLUTION, path), names))):
-        lines[first:last + 1] = [f'{indent}raise NotImplementedError("{path}: {name} - your code here")']
+        lines[first:last + 1] = [indent + statement.format(path=path, name=name)]
     stubbed = "\n".join(lines)
     _parse(stubbed, path, "stubbing its solutions")
     return stubbed
+
+
+def fallback_sources(root: Path) -> dict[str, str]:
+    """{graded module: its handed-out source, graded functions raising FALLBACK} from ``root``."""
+    return {path.removesuffix(".py").replace("/", "."): stub_solutions((root / path).read_text(), path, FALLBACK)
+            for path in GRADED}
 
 
 def strip_hidden_tests(source: str, path: str) -> str:
@@ -267,6 +278,7 @@ def build(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, graded: dict[str, l
 CALL_TIMEOUT_S = 120
 TEST_TIMEOUT_S = 900
 RUN_TIMEOUT_S = 45 * 60
+_PASSED_LINE = re.compile(r"^PASSED (\S+)", re.MULTILINE)
 _SUMMARY_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
 
@@ -279,7 +291,7 @@ def run_graded_tests(checkout: Path, grades_json: Path, tests: list[str] | None 
     Returns grades.json's content, with "passed_reported": the passed count of pytest's own summary."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "pytest", "-m", "points", "-p", "no:cacheprovider", "--continue-on-collection-errors",
-               f"--grades-json={grades_json}", *(["-q", "--tb=no", "-rN"] if quiet else []), *worker,
+               f"--grades-json={grades_json}", *(["-q", "--tb=no", "-rp"] if quiet else ["-rfEp"]), *worker,
                *(["--collect-only"] if collect_only else []), *(tests or [])]
     try:
         result = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, timeout=timeout)
@@ -293,6 +305,8 @@ def run_graded_tests(checkout: Path, grades_json: Path, tests: list[str] | None 
     grades = json.loads(grades_json.read_text())
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     grades["passed_reported"] = sum(int(n) for n, word in _SUMMARY_COUNT.findall(summary) if word == "passed")
+    # pytest's own short summary (-rp) on our pipe: no file the student side could reach
+    grades["passed_listed"] = sorted(set(_PASSED_LINE.findall(result.stdout)))
     return grades
 
 
@@ -304,27 +318,30 @@ def graded_tests(root: Path) -> dict[str, float]:
 
 
 def _worker_folder(root: Path, checkout: Path, dest: Path, graded_functions: dict[str, list[str]]) -> None:
-    """What the worker may see: the given modules and the student's graded files - no tests (the
-    hidden ones least of all), no notebooks' outputs, nothing else of ``root``."""
+    """What the worker and the notebook kernel may see: the given modules, the notebooks and the
+    student's graded files - no tests (the hidden ones least of all), nothing else of ``root``."""
     for rel in repository_files(root):
-        if rel.startswith(("tests/", "tools/", ".")) or not rel.endswith(".py"):
+        if rel.startswith(("tests/", "tools/", ".")) or not rel.endswith((".py", ".ipynb")):
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2((checkout if rel in graded_functions else root) / rel, dest / rel)
 
 
 def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str, float] | None = None,
-          quiet: bool = True, graded_functions: dict[str, list[str]] = GRADED) -> dict:
+          quiet: bool = True, graded_functions: dict[str, list[str]] = GRADED, call_timeout: float = CALL_TIMEOUT_S,
+          test_timeout: float = TEST_TIMEOUT_S, run_timeout: float = RUN_TIMEOUT_S) -> dict:
     """Grade a student's ``checkout`` with ``root``'s tests, hidden ones included.
 
-    The tests run in a scratch copy of ``root`` (its tests, conftest, pyproject and every given
-    module) in which only the graded files come from the checkout: nothing else a student changed
-    (a conftest.py, pytest.ini, an edited test) takes part. The student functions the tests call
-    run in an isolated worker (pa5.worker) from a second scratch folder holding only the given
-    modules and the student's graded files. Points come from ``expected`` ({node id: points};
-    default: ``root``'s own collection), never from a file the run wrote: a test counts as passed
-    only where the run says so and pytest's own summary agrees with the count. One that did not
-    run - its file failed to import, say - counts as failed."""
+    The tests run from ``root`` itself - the instructors' tests, conftest and code, in a process that
+    never imports a student module: nothing a student changed besides the graded files (a
+    conftest.py, pytest.ini, an edited test) takes part. The student functions the tests call run in
+    an isolated worker (pa5.worker), and the notebooks in an isolated kernel, from a scratch folder
+    holding only the given modules, the notebooks and the student's graded files. Points come from
+    ``expected`` ({node id: points}; default: ``root``'s own collection), never from a file the
+    student side could write: a test counts as passed only where the run says so and pytest's own
+    summary agrees with the count. One that did not run counts as failed. Limits (seconds): a student
+    call ``call_timeout`` (its test fails, the next call gets a new worker), a test ``test_timeout``,
+    the whole run ``run_timeout`` (RuntimeError; the scratch folder and the worker go with it)."""
     missing = [rel for rel in graded_functions if not (checkout / rel).is_file()]
     if missing:
         raise ValueError(f"{checkout} lacks the graded files {', '.join(missing)}")
@@ -332,27 +349,27 @@ def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str,
     expected = graded_tests(root) if expected is None else expected
     with tempfile.TemporaryDirectory(prefix="pa5-grade-") as scratch:
         scratch = Path(scratch)
-        copy, worker = scratch / "checkout", scratch / "student"
-        for rel in repository_files(root):
-            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2((checkout if rel in graded_functions else root) / rel, copy / rel)
+        worker = scratch / "student"
         _worker_folder(root, checkout, worker, graded_functions)
         from pa5.worker import site_packages_view
         site = site_packages_view(scratch / "site-packages")
         options = [f"--student={worker}", "--isolate-student", f"--site-packages={site}",
-                   f"--forbid={root.resolve()}", f"--forbid={Path(sys.prefix).resolve()}", f"--forbid={copy}",
-                   f"--test-timeout={TEST_TIMEOUT_S}"]
+                   f"--forbid={root.resolve()}", f"--forbid={Path(sys.prefix).resolve()}",
+                   f"--call-timeout={call_timeout}", f"--test-timeout={test_timeout}"]
         try:
-            run = run_graded_tests(copy, scratch / "results" / "grades.json", tests, quiet, worker=options)
+            run = run_graded_tests(root, scratch / "results" / "grades.json", tests, quiet, worker=options,
+                                   timeout=run_timeout)
         except RuntimeError:
             if tests is None:
                 raise
             # a node id in a file that does not collect stops pytest (exit 4): run those files whole
             files = sorted({nodeid.split("::")[0] for nodeid in tests})
-            run = run_graded_tests(copy, scratch / "results" / "grades.json", files, quiet, worker=options)
-    ran_passed = {row["nodeid"] for row in run["tests"] if row["passed"] is True}
-    if len(ran_passed) != run["passed_reported"]:
-        raise RuntimeError(f"grading {checkout}: the grade table counts {len(ran_passed)} passed tests, pytest's "
+            run = run_graded_tests(root, scratch / "results" / "grades.json", files, quiet, worker=options,
+                                   timeout=run_timeout)
+    listed = set(run["passed_listed"])
+    ran_passed = {row["nodeid"] for row in run["tests"] if row["passed"] is True} & listed
+    if len(listed) != run["passed_reported"]:
+        raise RuntimeError(f"grading {checkout}: pytest lists {len(listed)} passed tests, its "
                            f"summary {run['passed_reported']}: refusing a grade the runner does not confirm")
     passed = ran_passed & set(expected)
     rows = [{"nodeid": nodeid, "points": points, "passed": nodeid in passed} for nodeid, points in expected.items()]
