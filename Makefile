@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PA5_PROFILE ?= auto
 export PA5_PROFILE
 
-.PHONY: setup run test rehearse grade release clean
+.PHONY: setup run test rehearse grade release submit gradescope clean
 
 setup: $(VENV)/.pa5-installed
 
@@ -47,5 +47,15 @@ grade: setup
 release: setup
 	$(PY) tools/release.py check
 
+## make submit: submission.zip - the graded files, the notebooks (written answers) and runs/<task>/'s
+## executed notebooks, figures and metrics.json; prints what it holds and what is missing.
+submit: setup
+	$(PY) tools/submit.py
+
+## make gradescope: dist/gradescope.zip, a Gradescope autograder (setup.sh + run_autograder) that grades
+## a submission with this repository's tests, hidden ones included, into Gradescope's results.json.
+gradescope: setup
+	$(PY) tools/gradescope.py build
+
 clean:
-	rm -rf runs dist grades.json grades.xml .pytest_cache
+	rm -rf runs dist grades.json grades.xml submission.zip .pytest_cache

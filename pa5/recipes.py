@@ -244,6 +244,16 @@ def usae_sgd_step(usae, batch: dict, sources: list[str], lr: float = 0.1, **opti
             "grads_left": any(p.grad is not None for p in usae.parameters())}
 
 
+def usae_sgd_steps(usae, batch: dict, schedule: list[list[str]], lr: float = 0.1, momentum: float = 0.9) -> dict:
+    """task3.usae.usae_step once per entry of ``schedule`` (its sources) with one SGD(lr, momentum)
+    over all of ``usae``'s parameters: each step's loss and the parameters at the end. A gradient
+    left from one step would add to the next (and move a model that is not a source)."""
+    from task3.usae import usae_step
+    optimizer = torch.optim.SGD(usae.parameters(), lr=lr, momentum=momentum)
+    losses = [usae_step(usae, optimizer, batch, sources)[0] for sources in schedule]
+    return {"losses": losses, "after": state(usae)}
+
+
 def usae_schedules(usae, batch: dict, config: dict, seed: int, monitor_rows: int) -> dict:
     """task3.usae.train_usae on ``usae`` with the paper's schedule, then the course's: the parameters
     at the start and after each."""
@@ -292,6 +302,17 @@ def maximisation(setup, name: str, concept: int, size: int, config: dict) -> tup
     models, usae, normalisers = setup
     objective = visualize.concept_objective(models[name], name, normalisers[name], usae, concept=concept)
     return visualize.maximise(objective, size=size, config=MaximisationConfig(**config))
+
+
+def objective_and_gradient(setup, name: str, concept: int, images: torch.Tensor) -> dict:
+    """task3.visualize.concept_objective of model ``name`` on ``images``: its values and the gradient
+    of their sum with respect to the images (None when the objective has no graph to them)."""
+    from task3 import visualize
+    models, usae, normalisers = setup
+    images = images.clone().requires_grad_(True)
+    values = visualize.concept_objective(models[name], name, normalisers[name], usae, concept=concept)(images)
+    grad = torch.autograd.grad(values.sum(), images)[0] if values.requires_grad else None
+    return {"values": values.detach(), "grad": grad}
 
 
 def coordinated_maximisation(setup, concept: int, size: int, config: dict) -> dict:

@@ -357,6 +357,20 @@ def beam_search(model, input_ids: torch.LongTensor, num_beams: int, max_new_toke
 
     Returns sequences [B * num_return_sequences, L + T] (best first per prompt) and their scores
     [B * num_return_sequences].
+
+    generate's bookkeeping, which token-for-token parity needs:
+    - positions a hypothesis does not reach are filled with ``pad_token_id or eos_token_id`` (Python's
+      ``or``: a pad id of 0 falls back to EOS), not with the pad id as in greedy search;
+    - at step 1 every beam of a prompt is the same prompt: only beam 0 may expand (the others start
+      at score -1e9), so the first candidates are distinct tokens;
+    - a candidate enters the finished set only if it ended (EOS, or the length limit) and ranks among
+      the best ``num_beams`` of the ``2 * num_beams`` candidates; a finished set that is full (with
+      ``early_stopping=True``), a prompt that can no longer improve, and a candidate that did not just
+      end each subtract 1e9 from its score separately (ties with empty finished slots depend on it);
+    - "can no longer improve" is a per-prompt flag, once False it stays False; the loop stops when no
+      prompt can improve, when every finished set is full (``early_stopping=True``) or at the limit;
+    - the returned length T is that of the longest returned hypothesis (shorter ones filled as above);
+    - after each step the KV cache is reordered to the beams that were kept (``cache.reorder_cache``).
     """
     attention_mask, pad_token_id = _check_inputs(input_ids, max_new_tokens, attention_mask, eos_token_id,
                                                  pad_token_id, getattr(model.config, "vocab_size", None))

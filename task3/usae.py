@@ -100,8 +100,9 @@ def usae_step(usae: UniversalSAE, optimizer: torch.optim.Optimizer, batch: dict[
     the parameters of the sources' SAEs (and only those) updated on it with ``pa5.optim.optimizer_step``,
     their gradient clipped to ``max_grad_norm``. ``optimizer`` holds every SAE's parameters. The
     paper's schedule passes one random source (only its encoder and dictionary move, although every
-    decoder is in the loss); the course's passes every model. Returns (loss, gradient norm before
-    clipping)."""
+    decoder is in the loss); the course's passes every model. Every parameter's ``.grad`` is cleared
+    after the step (set to None; ``optimizer_step`` does it), so nothing leaks into the next step.
+    Returns (loss, gradient norm before clipping)."""
     if not sources or not set(sources) <= set(usae.names):
         raise ValueError(f"sources must be a non-empty list of {usae.names}, got {sources!r}")
     check_number("max_grad_norm", max_grad_norm, 0, low_open=True)

@@ -48,7 +48,11 @@ class FourierImage(torch.nn.Module):
 
 
 def concept_objective(model: torch.nn.Module, name: str, normaliser, usae, concept: int) -> Callable:
-    """images [B, 3, H, W] in [0, 1] -> [B] pre-TopK code of ``concept`` in model ``name``'s encoder."""
+    """images [B, 3, H, W] in [0, 1] -> [B] pre-TopK code of ``concept`` in model ``name``'s encoder.
+
+    Differentiable in the images: maximisation climbs its gradient, so the features must keep the
+    graph back to the pixels - no ``torch.no_grad`` and no ``.detach()`` on the way (which is why
+    ``task3.models.extract_features``, built for the analysis, is not the template here)."""
     check_int("concept", concept, 0, usae.nb_concepts - 1)
     layer = model.get_submodule(feature_layer(name)[0])
     mean = torch.tensor(IMAGENET_MEAN)[:, None, None]

@@ -37,9 +37,10 @@ def test_notebook_runs_in_tiny_profile(task, tmp_path, monkeypatch, request):
     executed = execute_notebook(task, "tiny", output_dir=tmp_path / task, checkout=config.getoption("--student"),
                                 site_packages=config.getoption("--site-packages")
                                 if config.getoption("--isolate-student") else None)
-    assert executed.exists()
+    assert executed.exists(), f"no executed copy of {task}/{task}.ipynb was written"
     metrics = json.loads((tmp_path / task / "metrics.json").read_text())
-    assert (metrics["task"], metrics["profile"]) == (task, "tiny")
+    assert (metrics["task"], metrics["profile"]) == (task, "tiny"), (
+        f"runs/{task}/metrics.json is from another task or profile: {metrics.get('task')}, {metrics.get('profile')}")
     for path in REQUIRED_METRICS.get(task, ()):
         value = metrics["metrics"]
         for key in path.split("/"):

@@ -323,6 +323,9 @@ def test_check_names_a_graded_test_that_passes_on_the_stubs(tmp_path):
     assert (grades["earned"], grades["possible"]) == (1, 2), "the release's own table: visible tests only"
     hidden = json.loads((tmp_path / "hidden-grades.json").read_text())
     assert [row["nodeid"] for row in hidden["tests"]] == ["tests/test_sample.py::test_hidden_top_k_ties"]
+    workflow = (tmp_path / "student" / release.CLASSROOM_WORKFLOW).read_text()
+    assert "test_top_k_keeps_the_largest" in workflow and "test_hidden" not in workflow, \
+        "the release's Classroom workflow grades its visible tests and names no hidden one"
 
 
 def test_solution_blocks_outside_the_task_modules_are_refused(tmp_path):

@@ -114,9 +114,13 @@ def test_beam_search_without_eos_runs_to_the_limit(D, lm, model, prompts):
     expected = model.generate(ids, attention_mask=mask, max_new_tokens=6, num_beams=3, do_sample=False,
                               num_return_sequences=3, output_scores=True, return_dict_in_generate=True)
     sequences, scores = D.beam_search(lm, ids, 3, 6, num_return_sequences=3, attention_mask=mask)
-    assert sequences.shape == (9, ids.shape[1] + 6)
-    assert torch.equal(sequences, expected.sequences)
-    torch.testing.assert_close(scores, expected.sequences_scores, atol=1e-4, rtol=0)
+    assert sequences.shape == (9, ids.shape[1] + 6), (
+        f"3 prompts x 3 returned beams, prompt + 6 new tokens: expected {(9, ids.shape[1] + 6)}, got {tuple(sequences.shape)}")
+    assert torch.equal(sequences, expected.sequences), (
+        "without EOS every beam runs to max_new_tokens: the beams differ from generate's - check the 2 * num_beams "
+        "candidates per step and that only beam 0 expands at step 1")
+    torch.testing.assert_close(scores, expected.sequences_scores, atol=1e-4, rtol=0, msg=lambda m: (
+        "a finished beam's score is sum log p / T ** length_penalty (T = generated tokens)\n" + m))
 
 
 def test_results_can_feed_a_gradient_tracking_forward(student, lm, prompts):
@@ -165,9 +169,11 @@ def test_filters_match_hf_warpers_including_ties(D):
 @pytest.mark.points(1)
 def test_top_k_filter_hand_case(D):
     logits = torch.tensor([[1.0, 3.0, 3.0, 2.0, 0.0]])
-    assert torch.equal(D.top_k_filter(logits, 2), torch.tensor([[-float("inf"), 3.0, 3.0, -float("inf"), -float("inf")]]))
-    assert torch.isfinite(D.top_k_filter(logits, 3)).sum() == 3
-    assert torch.isfinite(D.top_k_filter(logits, 0, min_tokens_to_keep=2)).sum() == 2
+    assert torch.equal(D.top_k_filter(logits, 2), torch.tensor([[-float("inf"), 3.0, 3.0, -float("inf"), -float("inf")]])), (
+        "k = 2 keeps the two 3.0s and sets every other logit to -inf (not 0, not dropped)")
+    assert torch.isfinite(D.top_k_filter(logits, 3)).sum() == 3, "k = 3 keeps exactly three tokens here (no tie at the 3rd)"
+    assert torch.isfinite(D.top_k_filter(logits, 0, min_tokens_to_keep=2)).sum() == 2, (
+        "k = 0 is raised to min_tokens_to_keep = 2: k = max(k, min_tokens_to_keep)")
 
 
 @pytest.mark.points(1)
@@ -175,7 +181,8 @@ def test_top_p_filter_keeps_the_token_that_crosses_p(D):
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
     kept = torch.isfinite(D.top_p_filter(probs.log(), 0.7))
     assert kept.tolist() == [[True, True, False, False]], "0.5 < 0.7, so the 0.3 token that crosses p stays"
-    assert torch.isfinite(D.top_p_filter(probs.log(), 0.5)).sum() == 1
+    assert torch.isfinite(D.top_p_filter(probs.log(), 0.5)).sum() == 1, (
+        "p = 0.5: the 0.5 token alone reaches p, so it alone stays (ties at the boundary count as reached)")
 
 
 # --------------------------------------------------------------------------- min-p, typical, repetition controls
@@ -217,7 +224,8 @@ def test_min_p_and_typical_hand_cases(D):
     assert kept.tolist() == [[False, True, False, False]], (
         "typical keeps the token whose surprisal -log p is closest to the entropy first (here the 0.3 token, "
         "not the most likely one)")
-    assert torch.isfinite(D.typical_filter(probs.log(), 0.6)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(D.typical_filter(probs.log(), 0.6)).tolist() == [[True, True, False, False]], (
+        "mass 0.6: the 0.3 token (most typical) then the 0.5 one are needed to reach it; the rest go")
 
 
 @pytest.mark.points(1.5)
@@ -250,7 +258,8 @@ def test_repetition_controls_hand_cases(D):
     banned = D.ban_repeated_ngrams(torch.zeros(1, 4), torch.tensor([[1, 2, 3, 1, 2]]), 3)
     assert torch.isinf(banned).tolist() == [[False, False, False, True]], (
         "the row ends with (1, 2), and (1, 2, 3) occurred: token 3 is banned, nothing else")
-    assert not torch.isinf(D.ban_repeated_ngrams(torch.zeros(1, 4), torch.tensor([[1, 2]]), 3)).any()
+    assert not torch.isinf(D.ban_repeated_ngrams(torch.zeros(1, 4), torch.tensor([[1, 2]]), 3)).any(), (
+        "a sequence shorter than n has no complete n-gram yet: nothing is banned")
 
 
 CONTROLS = [{"repetition_penalty": rp, "no_repeat_ngram_size": n}
@@ -276,7 +285,8 @@ def test_greedy_and_beam_with_repetition_controls_match_generate(D, lm, model, p
         assert torch.equal(sequences, expected.sequences), (
             f"beam {controls}, {name}: beams differ - in beam search the controls act on each beam's log-probs "
             "(after log_softmax), with that beam's own running sequence")
-        torch.testing.assert_close(scores, expected.sequences_scores, atol=1e-4, rtol=0)
+        torch.testing.assert_close(scores, expected.sequences_scores, atol=1e-4, rtol=0, msg=lambda m: (
+            f"beam {controls}, {name}: same beams, other scores - the penalised log-probs are what is summed\n" + m))
 
 
 @pytest.mark.points(0.25)

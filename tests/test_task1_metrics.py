@@ -14,10 +14,10 @@ def metrics(student):
 def test_distinct_n_hand_cases(metrics):
     distinct_n, distinct_n_per_text = metrics.distinct_n, metrics.distinct_n_per_text
     assert distinct_n(["a b a b"], 1) == 0.5, "2 distinct unigrams out of 4"
-    assert distinct_n(["a b", "a c"], 2) == 1.0
+    assert distinct_n(["a b", "a c"], 2) == 1.0, "bigrams (a, b) and (a, c): both distinct"
     assert distinct_n(["a b", "A B"], 2) == 0.5, "n-grams are compared lower-cased, over the whole set"
     assert distinct_n(["a"], 2) == 0.0, "no bigram at all -> 0"
-    assert distinct_n_per_text(["a a a", "a b c"], 1) == [1 / 3, 1.0]
+    assert distinct_n_per_text(["a a a", "a b c"], 1) == [1 / 3, 1.0], "distinct-n of each text on its own"
 
 
 @pytest.mark.points(1)
@@ -29,16 +29,16 @@ def test_longest_repeated_span(metrics):
     loop = "the owl sang a song. " * 3
     assert longest_repeated_span(loop) == 10, "three copies of a 5-word sentence: the first two copies recur"
     assert longest_repeated_span("Golden golden") == 1, "words are lower-cased first"
-    assert longest_repeated_span("") == 0
+    assert longest_repeated_span("") == 0, "an empty text repeats nothing"
 
 
 @pytest.mark.points(1)
 def test_repetition_and_length(metrics):
     repetition_rate, length_in_words = metrics.repetition_rate, metrics.length_in_words
     assert repetition_rate("a b c a b c", n=3) == 0.25, "trigrams abc, bca, cab, abc: one repeat of four"
-    assert repetition_rate("one two three", n=3) == 0.0
-    assert repetition_rate("so so so so", n=1) == 0.75
-    assert length_in_words("  The cat\nsat. ") == 3
+    assert repetition_rate("one two three", n=3) == 0.0, "a single trigram cannot repeat"
+    assert repetition_rate("so so so so", n=1) == 0.75, "four unigrams, one distinct: 3 of 4 are repeats"
+    assert length_in_words("  The cat\nsat. ") == 3, "words split on any whitespace, surrounding spaces ignored"
 
 
 def test_bleu_and_self_bleu():

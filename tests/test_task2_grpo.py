@@ -18,14 +18,17 @@ def GRPO(student):
 def test_group_advantages_on_hand_computed_groups(GRPO):
     rewards = torch.tensor([1.0, 1.0, 3.0, 1.0, 2.0, 4.0, 2.0, 4.0])
     none = GRPO.group_advantages(rewards, 4, scale="none")
-    torch.testing.assert_close(none, torch.tensor([-0.5, -0.5, 1.5, -0.5, -1.0, 1.0, -1.0, 1.0]))
+    torch.testing.assert_close(none, torch.tensor([-0.5, -0.5, 1.5, -0.5, -1.0, 1.0, -1.0, 1.0]), msg=lambda m: (
+        "scale='none': reward minus its group's mean, groups of 4 consecutive completions\n" + m))
     group = GRPO.group_advantages(rewards, 4, scale="group")
     # group 1: Bessel std of [1, 1, 3, 1] = 1; group 2: of [2, 4, 2, 4] = sqrt(4/3)
     expected = torch.cat([none[:4] / (1 + 1e-4), none[4:] / (math.sqrt(4 / 3) + 1e-4)])
     torch.testing.assert_close(group, expected, msg=lambda m: "divide by the group's Bessel-corrected std + eps\n" + m)
     batch = GRPO.group_advantages(rewards, 4, scale="batch", eps=0.5)
-    torch.testing.assert_close(batch, none / (rewards.std() + 0.5))
-    assert GRPO.zero_spread_fraction(torch.tensor([1.0, 1.0, 2.0, 3.0]), 2) == 0.5
+    torch.testing.assert_close(batch, none / (rewards.std() + 0.5), msg=lambda m: (
+        "scale='batch': group-centred, divided by the whole batch's std + eps\n" + m))
+    assert GRPO.zero_spread_fraction(torch.tensor([1.0, 1.0, 2.0, 3.0]), 2) == 0.5, (
+        "groups (1, 1) and (2, 3): one of two has equal rewards (no learning signal)")
     torch.testing.assert_close(GRPO.group_advantages(torch.ones(4), 2), torch.zeros(4),
                                msg=lambda m: "equal rewards in a group: advantage 0 (no gradient), not NaN\n" + m)
 
@@ -64,10 +67,12 @@ def test_grpo_loss_aggregations_on_a_hand_computed_batch(GRPO):
     grpo_value = GRPO.grpo_loss(logps, logps, advantages, mask, "grpo")[0].item()
     bnpo_value = GRPO.grpo_loss(logps, logps, advantages, mask, "bnpo")[0].item()
     dr_value = GRPO.grpo_loss(logps, logps, advantages, mask, "dr_grpo", max_completion_length=8)[0].item()
-    assert (grpo_value, bnpo_value, dr_value) == pytest.approx((-1.0, -1.0, -6 / 16))
+    assert (grpo_value, bnpo_value, dr_value) == pytest.approx((-1.0, -1.0, -6 / 16)), (
+        "A = 1 everywhere: grpo and bnpo average to -1, dr_grpo sums the 6 tokens over N * max_completion_length = 16")
     # KL: k3 = e^{-1} - 1 + 1 at every token with ref = logps - 1, ratio 1 -> the correction changes nothing here
     _, stats = GRPO.grpo_loss(logps, logps, advantages, mask, "bnpo", beta=0.1, ref_logps=logps - 1)
-    assert stats["kl"] == pytest.approx(math.exp(-1.0))
+    assert stats["kl"] == pytest.approx(math.exp(-1.0)), (
+        "stats['kl'] is the masked mean of k3 = exp(ref - logp) - (ref - logp) - 1 = e^-1 here")
 
 
 # --- the training loop on the tiny stand-in ------------------------------------------------------
@@ -77,10 +82,10 @@ def test_grpo_trains_on_groups_and_logs_zero_spread(student):
     config = dict(steps=2, prompts_per_step=2, group_size=4, lr=1e-3, max_new_tokens=16)
     run = student.call("pa5.recipes:rl_training", "grpo", PROMPTS, config, _timeout=600)
     history = run["history"]
-    assert len(history) == 2
+    assert len(history) == 2, f"one history entry per step (steps=2), got {len(history)}"
     for key in ("rm_reward", "gold_success", "kl", "zero_spread_groups", "clip_fraction", "entropy", "loss", "grad_norm"):
         assert math.isfinite(history[0][key]), f"{key} is logged"
-    assert 0.0 <= history[0]["zero_spread_groups"] <= 1.0
+    assert 0.0 <= history[0]["zero_spread_groups"] <= 1.0, "zero_spread_groups is a fraction of the step's groups"
     assert history[0]["clip_fraction"] == 0.0, "one update per generation: the ratio is 1, nothing is clipped"
     assert moved(run["policy_before"], run["policy_after"]), "the policy's LoRA moved"
     constant = student.call("pa5.recipes:rl_training", "grpo", PROMPTS, config, scorer="constant", _timeout=600)

@@ -55,7 +55,8 @@ def test_dpo_loss_formula_and_rewards(student):
         "loss = mean of -log sigma(beta * ((pi_c - ref_c) - (pi_r - ref_r)))")
     torch.testing.assert_close(chosen_rewards, torch.tensor([0.5, 0.0]), msg=lambda m: (
         "chosen reward = beta * (pi_c - ref_c)\n" + m))
-    torch.testing.assert_close(rejected_rewards, torch.tensor([-0.5, 0.5]))
+    torch.testing.assert_close(rejected_rewards, torch.tensor([-0.5, 0.5]), msg=lambda m: (
+        "rejected reward = beta * (pi_r - ref_r)\n" + m))
     assert run["requires_grad"][0] and not run["requires_grad"][1], (
         "the loss carries the gradient; implicit rewards are logged, not trained: detach them")
     assert (run["grads"][0] < 0).all(), "lowering the loss must raise the chosen log-probs"

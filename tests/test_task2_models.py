@@ -94,7 +94,8 @@ def test_sequence_logps_matches_a_brute_force_loop_on_a_grid(student_policy):
             for t in range(1, length):
                 if mask[b, t]:
                     expected[b] += logits[b, t - 1].log_softmax(-1)[labels[b, t]]
-        torch.testing.assert_close(policy.sequence_logps(logits, labels, mask), expected)
+        torch.testing.assert_close(policy.sequence_logps(logits, labels, mask), expected, msg=lambda m: (
+            "sum over completion tokens t of log softmax(logits[t - 1])[labels[t]]\n" + m))
 ### END HIDDEN TESTS
 
 
@@ -124,8 +125,9 @@ def test_token_kl_is_exact_and_zero_for_identical_models(student_policy):
         if mask[b, t]:
             lp, lq = p[b, t - 1].log_softmax(-1), q[b, t - 1].log_softmax(-1)
             expected[b] += (lp.exp() * (lp - lq)).sum()
-    torch.testing.assert_close(policy.token_kl(p, q, mask), expected)
-    assert policy.token_kl(p, p, mask).abs().max() < 1e-6
+    torch.testing.assert_close(policy.token_kl(p, q, mask), expected, msg=lambda m: (
+        "exact KL(p || q) over the vocabulary at position t - 1 for each completion token t, summed\n" + m))
+    assert policy.token_kl(p, p, mask).abs().max() < 1e-6, "a model has no KL to itself"
     with pytest.raises(ValueError, match="policy_logits"):
         policy.token_kl(p, q[:, :3], mask)
 ### END HIDDEN TESTS
@@ -154,14 +156,17 @@ def test_dpo_training_starts_at_ln2_the_reference_stays_the_base_and_the_pairs_a
     torch.testing.assert_close(run["before"], reference, msg=lambda m: (
         "pair_logps of a fresh policy must be the reference's log-probs (LoRA starts with B = 0): check the "
         "sum of log-probs over the completion tokens\n" + m))
-    torch.testing.assert_close(run["reference"], reference)
+    torch.testing.assert_close(run["reference"], reference, msg=lambda m: (
+        "the reference log-probs are the base model's (adapter disabled), computed before training\n" + m))
     assert run["start"]["reward_accuracy"] == 0.0 and abs(run["start"]["margin"]) < 1e-6, \
         "accuracy is strict: ties are not wins"
     history = run["history"]
     assert history[0]["loss"] == pytest.approx(math.log(2), abs=1e-6), (
         f"step 0: policy == reference, so the loss is ln 2 = 0.6931; got {history[0]['loss']:.6f}")
-    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6) and history[-5]["kl"] > 0
-    assert {"reward_accuracy", "margin", "chosen_reward", "rejected_reward", "grad_norm"} <= set(history[-1])
+    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6) and history[-5]["kl"] > 0, (
+        "KL to the reference is 0 before the first update and grows with training")
+    assert {"reward_accuracy", "margin", "chosen_reward", "rejected_reward", "grad_norm"} <= set(history[-1]), (
+        f"each step logs reward_accuracy, margin, chosen_reward, rejected_reward, grad_norm; got {sorted(history[-1])}")
     torch.testing.assert_close(run["reference_after"], reference, msg=lambda m: (
         "the reference is the base: disabling the adapter must undo training\n" + m))
     assert run["end"]["reward_accuracy"] == 1.0 and run["end"]["margin"] > 0, "25 steps on 8 pairs must fit them"
@@ -184,8 +189,9 @@ def test_reward_model_learns_pairs_and_its_saved_adapter_reloads(student, tokeni
         "LoRA on q/v and the score head are trained"
     assert not any("embed_tokens" in n or "mlp" in n for n in trainable), "the backbone stays frozen"
     history = run["history"]
-    assert run["evaluation"]["accuracy"] == 1.0 and run["evaluation"]["margin"] > 0
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert run["evaluation"]["accuracy"] == 1.0 and run["evaluation"]["margin"] > 0, (
+        f"after training on these pairs every chosen response outscores its rejected one: {run['evaluation']}")
+    assert history[-1]["loss"] < history[0]["loss"], "the Bradley-Terry loss falls over training"
     path = tmp_path / "rm" / "adapter_model.safetensors"
     assert run["saved"] == str(path) and path.exists(), "save_adapter writes adapter_model.safetensors"
     saved = load_file(path)  # the grader reloads it into its own model
@@ -194,7 +200,9 @@ def test_reward_model_learns_pairs_and_its_saved_adapter_reloads(student, tokeni
     result = set_peft_model_state_dict(reloaded, saved)
     assert not result.unexpected_keys, f"the saved adapter has keys a reward model does not: {result.unexpected_keys}"
     scorer = rm.RewardScorer(reloaded, tokenizer.pad_token_id)
-    torch.testing.assert_close(scorer(prompts, completions), run["scores"])
+    torch.testing.assert_close(scorer(prompts, completions), run["scores"], msg=lambda m: (
+        "the saved adapter, reloaded by the grader, must score as the trained model did: save the LoRA weights "
+        "and the reward head\n" + m))
     evaluation = rm.evaluate_reward_model(reloaded, pairs, tokenizer.pad_token_id)
     assert evaluation["accuracy"] == 1.0, "the saved adapter, reloaded, does not rank the pairs"
 

@@ -116,9 +116,10 @@ def test_calibration_hand_case(student):
     s = torch.sigmoid(torch.tensor([3.0, 1.0, 0.2], dtype=torch.float64)).tolist()
     expected = (abs(1 - s[2]) + 2 * abs(0.5 - s[1]) + abs(1 - s[0])) / 4
     assert result["ece"] == pytest.approx(expected), "ECE = sum over bins of (pairs / N) * |accuracy - confidence|"
-    assert result["accuracy"] == pytest.approx(0.75)
+    assert result["accuracy"] == pytest.approx(0.75), "3 of 4 margins are positive (chosen scored higher)"
     perfect = calibration([10.0] * 8, [0.0] * 8)
-    assert perfect["ece"] == pytest.approx(1 - torch.sigmoid(torch.tensor(10.0)).item(), abs=1e-6)
+    assert perfect["ece"] == pytest.approx(1 - torch.sigmoid(torch.tensor(10.0)).item(), abs=1e-6), (
+        "all correct at confidence sigma(10): ECE = 1 - sigma(10)")
     with pytest.raises(ValueError, match="chosen_rewards"):
         calibration([], [])
 

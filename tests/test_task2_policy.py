@@ -114,7 +114,8 @@ def test_chunked_head_equals_the_full_computation_values_and_gradients(student, 
             f"the chunked path's gradient differs at {name}: the head must run on tensors that keep the graph")
     kl = run["kl"]
     assert kl.min() > 0, "a non-zero adapter has a positive KL to its reference"
-    torch.testing.assert_close(kl, expected_kl, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(kl, expected_kl, rtol=1e-5, atol=1e-6, msg=lambda m: (
+        "completion_kl must equal token_kl of the full logits against the reference's\n" + m))
 
 
 @pytest.mark.points(1)
@@ -124,7 +125,9 @@ def test_policy_logps_skips_prompt_logits_without_changing_a_value(student, toke
     with torch.no_grad():
         logits = policy.forward_logits(model, batch)
     run = student.call("pa5.recipes:logps_and_grads", student.build("pa5.recipes:policy_model"), batch, 0.7)
-    torch.testing.assert_close(run["logps"], policy.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.7))
-    torch.testing.assert_close(run["entropy"], policy.token_entropy(logits, batch["loss_mask"], 0.7))
+    torch.testing.assert_close(run["logps"], policy.token_logps(logits, batch["input_ids"], batch["loss_mask"], 0.7),
+                               msg=lambda m: "policy_logps must equal token_logps of the full logits at temperature 0.7\n" + m)
+    torch.testing.assert_close(run["entropy"], policy.token_entropy(logits, batch["loss_mask"], 0.7), msg=lambda m: (
+        "and its entropy the full computation's, of the tempered distribution\n" + m))
     completions = sum(int(n) for n in batch["loss_mask"].sum(-1))
     assert (run["logps"] != 0).sum() == completions, "one log-prob per completion token, <|im_end|> included"

@@ -40,7 +40,7 @@ def test_gae_with_gamma_lambda_one_and_zero_values_is_reward_to_go(PPO):
     torch.testing.assert_close(advantages, reward_to_go, msg=lambda m: (
         "gamma = lambda = 1 and V = 0: A_t is the sum of the rewards from t to the end of the completion; "
         "masked-out positions must be skipped, not read\n" + m))
-    torch.testing.assert_close(returns, reward_to_go)
+    torch.testing.assert_close(returns, reward_to_go, msg=lambda m: "returns = advantages + values (here V = 0)\n" + m)
 
 
 @pytest.mark.points(1)
@@ -79,7 +79,9 @@ def test_gae_matches_a_brute_force_loop_on_a_grid(PPO):
     for gamma, lam in ((1.0, 0.95), (0.99, 0.9), (0.5, 1.0)):
         rewards, values = torch.randn(3, 6), torch.randn(3, 6)
         advantages, _ = PPO.compute_gae(rewards, values, MASK, gamma, lam)
-        torch.testing.assert_close(advantages, _brute_force_gae(rewards, values, MASK, gamma, lam))
+        torch.testing.assert_close(advantages, _brute_force_gae(rewards, values, MASK, gamma, lam), msg=lambda m: (
+            f"gamma={gamma}, lambda={lam}: A_t = delta_t + gamma * lambda * A_next over completion tokens only (a masked "
+            "position is skipped, V past the last token is 0)\n" + m))
     with pytest.raises(ValueError, match="lam"):
         PPO.compute_gae(rewards, values, MASK, lam=1.5)
     with pytest.raises(ValueError, match="shape"):
@@ -93,10 +95,10 @@ def test_masked_whiten_has_masked_mean_zero_and_bessel_variance_one(PPO):
     x = _garbage_outside(torch.randn(3, 6) * 3 + 2)
     selected = x[MASK.bool()]
     white = PPO.masked_whiten(x, MASK)[MASK.bool()]
-    assert white.mean().item() == pytest.approx(0.0, abs=1e-6)
+    assert white.mean().item() == pytest.approx(0.0, abs=1e-6), "whitened values have mean 0 over the mask"
     assert white.var(unbiased=True).item() == pytest.approx(1.0, abs=1e-5), "TRL's masked_var is Bessel-corrected"
     expected = (selected - selected.mean()) / torch.sqrt(selected.var(unbiased=True) + 1e-8)
-    torch.testing.assert_close(white, expected)
+    torch.testing.assert_close(white, expected, msg=lambda m: "(x - masked mean) / sqrt(masked var + 1e-8)\n" + m)
     rescaled = PPO.masked_whiten(x, MASK, shift_mean=False)[MASK.bool()]
     torch.testing.assert_close(rescaled, expected + selected.mean(), msg=lambda m: "shift_mean=False adds the mean back\n" + m)
     with pytest.raises(ValueError, match="2 masked"):
@@ -159,7 +161,8 @@ def test_policy_loss_clips_at_the_boundaries(student, PPO):
     assert grad[1] != 0 and grad[3] != 0, "the pessimistic (unclipped) branch keeps its gradient"
     at_boundary, fraction = PPO.policy_loss(torch.log(torch.tensor([[1.2]])), torch.zeros(1, 1), torch.ones(1, 1),
                                             torch.ones(1, 1), eps)
-    assert fraction.item() == 0.0 and at_boundary.item() == pytest.approx(-1.2)
+    assert fraction.item() == 0.0 and at_boundary.item() == pytest.approx(-1.2), (
+        "ratio exactly 1 + eps: both branches agree, so it is not counted as clipped (strictly greater)")
     with pytest.raises(ValueError, match="clip_range"):
         PPO.policy_loss(logps, torch.zeros(1, 4), advantages, mask, 0.0)
 
@@ -173,8 +176,9 @@ def test_value_loss_clips_around_the_old_values(student, PPO):
     loss, clip_fraction = run["output"]
     # token 0: unclipped (0.5-1)^2 = .25, clipped (0.2-1)^2 = .64 -> .64 (clipped, no gradient)
     # token 1: unclipped 2.25, clipped (-0.2-1)^2 = 1.44 -> 2.25 (unclipped); token 2: inside the range, 1.21
-    assert loss.item() == pytest.approx(0.5 * (0.64 + 2.25 + 1.21) / 3)
-    assert clip_fraction.item() == pytest.approx(1 / 3)
+    assert loss.item() == pytest.approx(0.5 * (0.64 + 2.25 + 1.21) / 3), (
+        "0.5 * masked mean of max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2): per token .64, 2.25, 1.21")
+    assert clip_fraction.item() == pytest.approx(1 / 3), "only token 0 takes the clipped branch"
     grad = run["grads"][0]
     assert grad[0, 0] == 0 and grad[0, 1] != 0 and grad[0, 2] != 0, (
         "a token whose clipped loss is the larger one gets no gradient; the others do")

@@ -88,7 +88,8 @@ def test_dpo_loss_equals_dpo_trainer_at_ln2_and_after_optimizer_steps(student, t
     config = dict(beta=beta, steps=steps, batch_size=len(rows), lr=lr, kl_every=0)
     run = student.call("pa5.recipes:dpo_training", rows, config, with_reference=False, _timeout=600)
     ours = [h["loss"] for h in run["history"]]
-    assert recorded[0] == pytest.approx(math.log(2), abs=1e-7) and ours[0] == pytest.approx(math.log(2), abs=1e-7)
+    assert recorded[0] == pytest.approx(math.log(2), abs=1e-7) and ours[0] == pytest.approx(math.log(2), abs=1e-7), (
+        f"policy = reference at the start: the sigmoid DPO loss is ln 2 (TRL {recorded[0]}, yours {ours[0]})")
     assert ours[-1] < ours[0] - 1e-3, "the loss must move for the comparison to mean something"
     for step, (a, b) in enumerate(zip(ours, recorded)):
         assert a == pytest.approx(b, abs=1e-5), (
@@ -159,4 +160,6 @@ def test_grpo_loss_and_gradient_equal_grpo_trainer(student, grpo_case, tokenizer
         "tokens for this loss_type and the k3 KL term")
     for name, parameter in theirs_model.named_parameters():
         if parameter.requires_grad:
-            torch.testing.assert_close(run["grads"][name], parameter.grad, atol=1e-6, rtol=1e-4)
+            torch.testing.assert_close(run["grads"][name], parameter.grad, atol=1e-6, rtol=1e-4, msg=lambda m: (
+                f"the loss's gradient at {name} differs from GRPOTrainer's: same value, other graph? (a detached "
+                "ratio or KL term changes the gradient, not the value)\n" + m))

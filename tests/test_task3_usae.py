@@ -26,7 +26,8 @@ def test_firing_entropy_exact_values(SUV, counts, expected):
 
 @pytest.mark.points(1)
 def test_firing_entropy_of_a_never_firing_concept_is_nan_and_counts_use_the_threshold(SUV):
-    assert math.isnan(SUV.firing_entropy(torch.tensor([[0, 3], [0, 3]]))[0].item())
+    assert math.isnan(SUV.firing_entropy(torch.tensor([[0, 3], [0, 3]]))[0].item()), (
+        "a concept that never fires has no firing distribution: its entropy is NaN, not 0 or 1")
     codes = [torch.tensor([[0.1, 0.5], [0.2, 0.0]]), torch.tensor([[0.0, 0.11], [0.3, 0.05]])]
     assert SUV.firing_counts(codes).tolist() == [[1, 1], [1, 1]], "fires means z > 0.1 (strictly)"
 
@@ -70,19 +71,25 @@ def test_both_r2_definitions_equal_their_references(SUV):
     torch.manual_seed(1)
     x = torch.randn(50, 8) * torch.linspace(0.5, 3, 8) + torch.linspace(-4, 4, 8)
     x_hat = x + 0.5 * torch.randn(50, 8)
-    assert SUV.r2_global_mean(x, x_hat) == pytest.approx(r2_score(x, x_hat).item(), abs=1e-6)
+    assert SUV.r2_global_mean(x, x_hat) == pytest.approx(r2_score(x, x_hat).item(), abs=1e-6), (
+        "overcomplete's R^2: 1 - SSE / sum of squares around the global (all-feature) mean")
     assert SUV.r2_variance_weighted(x, x_hat) == pytest.approx(
-        sklearn_r2(x.numpy(), x_hat.numpy(), multioutput="variance_weighted"), abs=1e-6)
+        sklearn_r2(x.numpy(), x_hat.numpy(), multioutput="variance_weighted"), abs=1e-6), (
+        "sklearn's variance_weighted R^2: 1 - SSE / sum of squares around each feature's own mean")
     mean_predictor = x.mean(0, keepdim=True).expand_as(x)
-    assert SUV.r2_variance_weighted(x, mean_predictor) == pytest.approx(0.0, abs=1e-6)
+    assert SUV.r2_variance_weighted(x, mean_predictor) == pytest.approx(0.0, abs=1e-6), (
+        "predicting each feature's mean explains none of its variance: R^2 = 0")
     assert SUV.r2_global_mean(x, mean_predictor) > 0.5, "the global-mean R^2 credits per-feature offsets"
 
 
 @pytest.mark.points(1)
 def test_energy_dead_fraction_and_matching(SUV):
     codes, dictionary = torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([[0.6, 0.8], [1.0, 0.0]])
-    torch.testing.assert_close(SUV.concept_energy(codes, dictionary), torch.tensor([4.0, 0.0]))
-    assert SUV.dead_fraction([codes, torch.zeros(2, 2)]) == 0.5
+    torch.testing.assert_close(SUV.concept_energy(codes, dictionary), torch.tensor([4.0, 0.0]), msg=lambda m: (
+        "energy of concept k = ||E[z_k] D_k||^2 (Eq. 9): concept 0's mean code 2, squared, times its unit atom's "
+        "squared norm = 4\n" + m))
+    assert SUV.dead_fraction([codes, torch.zeros(2, 2)]) == 0.5, (
+        "concept 1 fires in no model, concept 0 in one: half the concepts are dead")
     permuted = dictionary[[1, 0]]
     assert SUV.hungarian_match(dictionary, permuted)["matched"] == 1.0, "a permuted dictionary matches fully"
 
@@ -125,6 +132,24 @@ def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources(student):
     assert not run["grads_left"], "no gradient is left behind for a later step: zero (set_to_none) every .grad"
     with pytest.raises(ValueError, match="sources"):
         student.call("pa5.recipes:usae_sgd_step", usae, batch, ["c"])
+
+
+@pytest.mark.points(1)
+def test_several_usae_steps_follow_the_reference_trajectory(student):
+    """Three steps with one momentum optimiser, sources a, then b, then both: a gradient left from an
+    earlier step (not cleared) adds to the next one and moves a model that is not a source."""
+    batch, schedule = _batch(), [["a"], ["b"], ["a", "b"]]
+    expected = recipes.usae_sgd_steps(recipes.two_model_usae(), batch, schedule)  # the grader's own usae_step
+    run = student.call("pa5.recipes:usae_sgd_steps", student.build("pa5.recipes:two_model_usae"), batch, schedule)
+    for step, (theirs, ours) in enumerate(zip(run["losses"], expected["losses"]), 1):
+        assert theirs == pytest.approx(ours, rel=1e-5), (
+            f"step {step} of {schedule}: loss {theirs:.6f}, expected {ours:.6f} - "
+            + ("the first step's loss is usae_loss summed over the sources" if step == 1 else
+               "the steps before changed the SAEs differently: is a gradient left from an earlier step "
+               "(every .grad must be cleared after the step), or a non-source model moved?"))
+    for name, value in expected["after"].items():
+        torch.testing.assert_close(run["after"][name], value, rtol=1e-5, atol=1e-6, msg=lambda m: (
+            f"{name} after the three steps differs from the reference trajectory\n" + m))
 
 
 @pytest.mark.points(2)

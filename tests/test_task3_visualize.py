@@ -40,11 +40,26 @@ def test_maximisation_increases_the_pre_topk_code(student, setup):
 
 
 @pytest.mark.points(1)
+def test_concept_objective_is_the_pre_topk_code_and_differentiable_in_the_pixels(student, setup):
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    expected = recipes.objective_and_gradient(setup, "tiny_a", 3, images)  # the grader's own objective
+    run = student.call("pa5.recipes:objective_and_gradient", student.build("pa5.recipes:tiny_vision_setup"), "tiny_a",
+                       3, images)
+    torch.testing.assert_close(run["values"], expected["values"], msg=lambda m: (
+        "[B] pre-TopK codes of concept 3: the hooked layer's features, standardised by the normaliser, through "
+        "the model's encoder - images normalised with ImageNet's mean and std first\n" + m))
+    assert run["grad"] is not None, ("the objective has no gradient to the images: do not run the model under "
+                                     "torch.no_grad() and do not .detach() the captured features")
+    torch.testing.assert_close(run["grad"], expected["grad"], msg=lambda m: (
+        "the gradient to the pixels differs: is part of the path detached or computed without grad?\n" + m))
+
+
+@pytest.mark.points(1)
 def test_coordinated_version_returns_one_image_per_model_for_the_same_concept(student):
     out = student.call("pa5.recipes:coordinated_maximisation", student.build("pa5.recipes:tiny_vision_setup"),
                        concept=5, size=16, config=dict(steps=3))
-    assert set(out) == {"tiny_a", "tiny_b"}
-    assert all(image.shape == (3, 16, 16) for image, _ in out.values())
+    assert set(out) == {"tiny_a", "tiny_b"}, f"one entry per model, got {sorted(out)}"
+    assert all(image.shape == (3, 16, 16) for image, _ in out.values()), "each an image [3, 16, 16]"
 
 
 def test_top_images_and_purity_on_a_hand_made_case():

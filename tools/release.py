@@ -27,7 +27,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # pa5.worker
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # classroom
 DEFAULT_DEST = REPO_ROOT / "dist" / "student"
+CLASSROOM_WORKFLOW = ".github/workflows/classroom.yml"  # written into the release by check (tools/classroom.py)
 RELEASE_STAMP = ".student-release"  # in a release's root: this checkout is a handout, not the solutions
 
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -174,9 +176,10 @@ def stub_solutions(source: str, path: str, statement: str = STUB) -> str:
 
 
 def fallback_sources(root: Path) -> dict[str, str]:
-    """{graded module: its handed-out source, graded functions raising FALLBACK} from ``root``."""
+    """{graded module: its handed-out source, graded functions raising FALLBACK} from ``root`` (the
+    graded files it has: a sample repository in the tests has others)."""
     return {path.removesuffix(".py").replace("/", "."): stub_solutions((root / path).read_text(), path, FALLBACK)
-            for path in GRADED}
+            for path in GRADED if (root / path).is_file()}
 
 
 def strip_hidden_tests(source: str, path: str) -> str:
@@ -329,7 +332,7 @@ def _worker_folder(root: Path, checkout: Path, dest: Path, graded_functions: dic
 
 def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str, float] | None = None,
           quiet: bool = True, graded_functions: dict[str, list[str]] = GRADED, call_timeout: float = CALL_TIMEOUT_S,
-          test_timeout: float = TEST_TIMEOUT_S, run_timeout: float = RUN_TIMEOUT_S) -> dict:
+          test_timeout: float = TEST_TIMEOUT_S, run_timeout: float = RUN_TIMEOUT_S, junit: Path | None = None) -> dict:
     """Grade a student's ``checkout`` with ``root``'s tests, hidden ones included.
 
     The tests run from ``root`` itself - the instructors' tests, conftest and code, in a process that
@@ -341,7 +344,8 @@ def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str,
     student side could write: a test counts as passed only where the run says so and pytest's own
     summary agrees with the count. One that did not run counts as failed. Limits (seconds): a student
     call ``call_timeout`` (its test fails, the next call gets a new worker), a test ``test_timeout``,
-    the whole run ``run_timeout`` (RuntimeError; the scratch folder and the worker go with it)."""
+    the whole run ``run_timeout`` (RuntimeError; the scratch folder and the worker go with it).
+    ``junit``: where pytest writes its JUnit XML (failure messages; never read for points)."""
     missing = [rel for rel in graded_functions if not (checkout / rel).is_file()]
     if missing:
         raise ValueError(f"{checkout} lacks the graded files {', '.join(missing)}")
@@ -355,7 +359,8 @@ def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str,
         site = site_packages_view(scratch / "site-packages")
         options = [f"--student={worker}", "--isolate-student", f"--site-packages={site}",
                    f"--forbid={root.resolve()}", f"--forbid={Path(sys.prefix).resolve()}",
-                   f"--call-timeout={call_timeout}", f"--test-timeout={test_timeout}"]
+                   f"--call-timeout={call_timeout}", f"--test-timeout={test_timeout}",
+                   *([f"--junitxml={junit}"] if junit is not None else [])]
         try:
             run = run_graded_tests(root, scratch / "results" / "grades.json", tests, quiet, worker=options,
                                    timeout=run_timeout)
@@ -397,6 +402,9 @@ def check(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, solutions: Path | N
           f"{summary['hidden_regions']} hidden-test regions removed", flush=True)
     student = run_graded_tests(dest, dest.parent / "student-grades.json")  # kept out of the release
     visible = {row["nodeid"] for row in student["tests"]}
+    import classroom
+    (dest / CLASSROOM_WORKFLOW).parent.mkdir(parents=True, exist_ok=True)
+    (dest / CLASSROOM_WORKFLOW).write_text(classroom.workflow({row["nodeid"]: row["points"] for row in student["tests"]}))
     hidden = {nodeid: points for nodeid, points in graded.items() if nodeid not in visible}
     problems += [f"in the release but not graded on the solutions: {n}" for n in sorted(visible - set(graded))]
     print(f"student release: {student['earned']:g} / {student['possible']:g} points on "
