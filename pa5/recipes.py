@@ -7,6 +7,8 @@ for the trusted side to check. Neither is graded; both ship in the student relea
 """
 from __future__ import annotations
 
+import types
+
 import torch
 
 
@@ -20,6 +22,44 @@ def tiny_llama(seed: int = 0, vocab_size: int = 48, hidden_size: int = 32, layer
     model = LlamaForCausalLM(config).eval()
     model.generation_config = GenerationConfig()
     return model
+
+
+class _NoCache:
+    """The bigram model's stand-in KV cache: it has nothing to keep, so reordering is a no-op."""
+
+    def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+        pass
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+
+class BigramLM(torch.nn.Module):
+    """A language model whose next-token distribution depends on the last token only:
+    ``logits[b, t] = log(table[input_ids[b, t]])``. Task 1's hand-computed beam search runs on it.
+
+    It takes decoding's usual keywords (attention_mask, position_ids, use_cache, cache, logits_to_keep)
+    and ignores them: with or without a cache, the answer is the same."""
+
+    def __init__(self, table: list[list[float]]):
+        super().__init__()
+        probs = torch.tensor(table, dtype=torch.float32)
+        if probs.dim() != 2 or probs.shape[0] != probs.shape[1] or not torch.allclose(probs.sum(-1), torch.ones(len(probs))):
+            raise ValueError("table must be a square [V, V] table whose rows are probability distributions")
+        self.register_buffer("log_table", probs.log())
+        self.config = types.SimpleNamespace(vocab_size=probs.shape[0])
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=None,
+                logits_to_keep: int = 0, **_):
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+        logits = self.log_table[input_ids]
+        if logits_to_keep:
+            logits = logits[:, -logits_to_keep:]
+        return CausalLMOutputWithPast(logits=logits, cache=cache if cache is not None else _NoCache())
+
+
+def bigram_lm(table: list[list[float]]) -> BigramLM:
+    return BigramLM(table).eval()
 
 
 def greedy_output_feeds_a_gradient_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> bool:

@@ -1,5 +1,9 @@
 """Grading harness: ``@pytest.mark.points(n)`` tests, a grade table after every run, grades.json.
 
+``@pytest.mark.points(n, function="beam_search", level="stretch")``: ``function`` names the graded
+function the test is for (the handouts' tables and the one-quarter rule count points by it, see
+tests/test_pa5_course.py); ``level`` is "core" (the default) or "stretch".
+
 A graded test earns its points only if its setup, call and teardown all pass; one that is
 collected but never runs to the end counts as failed. The table groups
 tests by the task in their file name (``tests/test_task1_*.py`` -> task1; ``test_notebooks.py`` ->
@@ -17,7 +21,8 @@ from pathlib import Path
 import pytest
 
 _GROUP = re.compile(r"test_(task[123]|notebooks)")
-_grades: dict[str, dict] = {}  # nodeid -> {"nodeid", "points", "passed"}
+_grades: dict[str, dict] = {}  # nodeid -> {"nodeid", "points", "function", "level", "passed"}
+LEVELS = ("core", "stretch")
 
 
 def pytest_addoption(parser):
@@ -63,7 +68,15 @@ def pytest_collection_modifyitems(config, items):
             continue
         if len(marker.args) != 1 or not isinstance(marker.args[0], (int, float)) or marker.args[0] <= 0:
             raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.points(n) with one positive number")
+        function, level = marker.kwargs.get("function"), marker.kwargs.get("level", "core")
+        if set(marker.kwargs) - {"function", "level"} or level not in LEVELS or not (
+                function is None or isinstance(function, str) and function):
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.points(n, function=\"name\", level=\"core\" or "
+                                    f"\"stretch\"), got {marker.kwargs}")
         item.user_properties.append(("points", marker.args[0]))  # also lands in the JUnit XML
+        item.user_properties += [("function", function), ("level", level)]
+        if function is not None:  # `pytest -k grades_beam_search`: the handouts' command per function
+            item.extra_keyword_matches.add("grades_" + function.split(".")[0])
     # Notebooks last: they are slow end-to-end checks, and unit failures explain them better.
     items.sort(key=lambda item: item.get_closest_marker("notebook") is not None)
 
@@ -72,9 +85,10 @@ def pytest_collection_finish(session):
     # Every selected graded test is on the table from the start, as failed until it passes: a test
     # that never reports (an interrupted run; --collect-only) is not silently dropped from the total.
     for item in session.items:
-        points = dict(item.user_properties).get("points")
-        if points is not None:
-            _grades[item.nodeid] = {"nodeid": item.nodeid, "points": points, "passed": False}
+        properties = dict(item.user_properties)
+        if properties.get("points") is not None:
+            _grades[item.nodeid] = {"nodeid": item.nodeid, "points": properties["points"],
+                                    "function": properties["function"], "level": properties["level"], "passed": False}
 
 
 @pytest.fixture(scope="session")
@@ -176,7 +190,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for group, group_rows in _rows_by_group(rows).items():
         earned = sum(r["points"] for r in group_rows if r["passed"])
         possible = sum(r["points"] for r in group_rows)
-        write(f"{group}: {earned:g} / {possible:g}")
+        levels = [(level, [r for r in group_rows if r.get("level") == level]) for level in LEVELS]
+        by_level = ", ".join(f"{level} {sum(r['points'] for r in rs if r['passed']):g} / {sum(r['points'] for r in rs):g}"
+                             for level, rs in levels if rs)
+        write(f"{group}: {earned:g} / {possible:g}" + (f" ({by_level})" if any(rs for _, rs in levels[1:]) else ""))
         for r in group_rows:
             write(f"  {'PASS' if r['passed'] else 'FAIL'}  {r['nodeid']:<{width}}  "
                   f"{r['points'] if r['passed'] else 0:g} / {r['points']:g}")

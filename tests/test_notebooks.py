@@ -27,7 +27,7 @@ REQUIRED_METRICS = {
 
 
 @pytest.mark.notebook
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="notebook")
 @pytest.mark.parametrize("task", TASKS)
 def test_notebook_runs_in_tiny_profile(task, tmp_path, monkeypatch, request):
     """The student's notebook run: its kernel imports the student's checkout (isolated when grading,

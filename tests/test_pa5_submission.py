@@ -22,7 +22,10 @@ def test_submit_archives_graded_files_notebooks_and_run_evidence(tmp_path):
     for rel in release.GRADED:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("# the student's code\n")
-    (root / "task1" / "task1.ipynb").write_text("{}")
+    notebook = json.loads((REPO / "task1" / "task1.ipynb").read_text())
+    answer = next(c for c in notebook["cells"] if c["metadata"].get("pa5", {}).get("answer") == "task1-q1")
+    answer["source"] = ["Greedy search repeats the sentence because ..."]
+    (root / "task1" / "task1.ipynb").write_text(json.dumps(notebook))
     runs = root / "runs" / "task1"
     runs.mkdir(parents=True)
     (runs / "task1.ipynb").write_text("{}")
@@ -38,6 +41,7 @@ def test_submit_archives_graded_files_notebooks_and_run_evidence(tmp_path):
             "runs/task1/quality_diversity.png"} <= names, "the notebook, its executed copy, figures and metrics"
     assert "runs/task1/cache.safetensors" not in names and "notes.txt" not in names
     assert summary["profiles"] == {"task1": "tiny"}
+    assert summary["answered"] == {"task1": (1, 8)}, "it counts the written answers (task1: 1 of 8)"
     assert any(line.startswith("runs/task2/task2.ipynb") for line in summary["missing"]), \
         "a task whose notebook was never run is named as missing"
 

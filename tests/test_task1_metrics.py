@@ -10,7 +10,7 @@ def metrics(student):
     return student.module("task1.metrics")
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="distinct_n")
 def test_distinct_n_hand_cases(metrics):
     distinct_n, distinct_n_per_text = metrics.distinct_n, metrics.distinct_n_per_text
     assert distinct_n(["a b a b"], 1) == 0.5, "2 distinct unigrams out of 4"
@@ -20,7 +20,7 @@ def test_distinct_n_hand_cases(metrics):
     assert distinct_n_per_text(["a a a", "a b c"], 1) == [1 / 3, 1.0], "distinct-n of each text on its own"
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="longest_repeated_span")
 def test_longest_repeated_span(metrics):
     longest_repeated_span = metrics.longest_repeated_span
     assert longest_repeated_span("one two three") == 0, "no word occurs twice"
@@ -32,7 +32,7 @@ def test_longest_repeated_span(metrics):
     assert longest_repeated_span("") == 0, "an empty text repeats nothing"
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="repetition_rate")
 def test_repetition_and_length(metrics):
     repetition_rate, length_in_words = metrics.repetition_rate, metrics.length_in_words
     assert repetition_rate("a b c a b c", n=3) == 0.25, "trigrams abc, bca, cab, abc: one repeat of four"

@@ -14,7 +14,7 @@ def GRPO(student):
     return student.module("task2.grpo")
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="group_advantages")
 def test_group_advantages_on_hand_computed_groups(GRPO):
     rewards = torch.tensor([1.0, 1.0, 3.0, 1.0, 2.0, 4.0, 2.0, 4.0])
     none = GRPO.group_advantages(rewards, 4, scale="none")
@@ -51,7 +51,7 @@ def test_grpo_bad_input_raises_value_error_naming_the_argument(GRPO, call, argum
         call(GRPO)
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="grpo_loss")
 def test_grpo_loss_aggregations_on_a_hand_computed_batch(GRPO):
     # ratio 1 (on-policy): every completion token's loss is -A
     mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
@@ -77,7 +77,7 @@ def test_grpo_loss_aggregations_on_a_hand_computed_batch(GRPO):
 
 # --- the training loop on the tiny stand-in ------------------------------------------------------
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="grpo_loss")
 def test_grpo_trains_on_groups_and_logs_zero_spread(student):
     config = dict(steps=2, prompts_per_step=2, group_size=4, lr=1e-3, max_new_tokens=16)
     run = student.call("pa5.recipes:rl_training", "grpo", PROMPTS, config, _timeout=600)

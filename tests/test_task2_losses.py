@@ -15,7 +15,7 @@ def policy(student):
     return student.module("task2.policy")
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="bradley_terry_loss")
 def test_bradley_terry_hand_values(rm):
     chosen, rejected = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 1.0])
     expected = (-math.log(1 / (1 + math.exp(-2.0))) - math.log(1 / (1 + math.exp(1.0)))) / 2
@@ -26,7 +26,7 @@ def test_bradley_terry_hand_values(rm):
         rm.bradley_terry_loss(torch.zeros(2), torch.zeros(3))
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="token_logps")
 def test_sequence_logps_reads_the_previous_position_and_only_the_mask(policy):
     torch.manual_seed(0)
     logits = torch.randn(2, 5, 7)
@@ -42,7 +42,7 @@ def test_sequence_logps_reads_the_previous_position_and_only_the_mask(policy):
         policy.sequence_logps(logits, labels, torch.ones_like(mask))
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="dpo_loss")
 def test_dpo_loss_formula_and_rewards(student):
     dpo = student.module("task2.dpo")
     pc, pr = torch.tensor([-10.0, -5.0]), torch.tensor([-12.0, -4.0])

@@ -45,7 +45,7 @@ def student_policy(student):
     return student.module("task2.policy")
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="last_token_index")
 def test_last_token_index_right_and_left_padding(student_rm):
     rm = student_rm
     mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
@@ -55,7 +55,7 @@ def test_last_token_index_right_and_left_padding(student_rm):
         rm.last_token_index(torch.tensor([[1, 1], [0, 0]]))
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="token_scores")
 def test_reward_is_read_at_the_closing_end_of_turn_whatever_the_padding(student, tokenizer):
     pairs = data.encode_pairs(tokenizer, ROWS, max_length=256)
     theirs = student.build("pa5.recipes:reward_model", pad_token_id=0, eval=True)  # 0 = <|endoftext|>, never in a chat
@@ -80,7 +80,7 @@ def test_reward_is_read_at_the_closing_end_of_turn_whatever_the_padding(student,
 
 
 ### BEGIN HIDDEN TESTS
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="token_logps")
 def test_sequence_logps_matches_a_brute_force_loop_on_a_grid(student_policy):
     policy = student_policy
     generator = torch.Generator().manual_seed(0)
@@ -99,7 +99,7 @@ def test_sequence_logps_matches_a_brute_force_loop_on_a_grid(student_policy):
 ### END HIDDEN TESTS
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="token_kl")
 def test_token_kl_hand_case(student_policy):
     policy = student_policy
     # completion token t is predicted at position t - 1: only position 0 counts for row 0, none for row 1
@@ -114,7 +114,7 @@ def test_token_kl_hand_case(student_policy):
 
 
 ### BEGIN HIDDEN TESTS
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="token_kl")
 def test_token_kl_is_exact_and_zero_for_identical_models(student_policy):
     policy = student_policy
     torch.manual_seed(0)
@@ -133,7 +133,7 @@ def test_token_kl_is_exact_and_zero_for_identical_models(student_policy):
 ### END HIDDEN TESTS
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="token_logps")
 def test_log_probs_do_not_depend_on_the_padding_side(student, tokenizer, pairs):
     theirs = student.build("pa5.recipes:policy_model", eval=True)
     sides = []
@@ -145,7 +145,7 @@ def test_log_probs_do_not_depend_on_the_padding_side(student, tokenizer, pairs):
         "left-padded rows need position_ids counted over real tokens\n" + m))
 
 
-@pytest.mark.points(3)
+@pytest.mark.points(3, function="dpo_loss")
 def test_dpo_training_starts_at_ln2_the_reference_stays_the_base_and_the_pairs_are_learned(student, tokenizer, pairs):
     rows = data.load_pairs(_tiny())["train"][:8]
     run = student.call("pa5.recipes:dpo_training", rows, dict(beta=0.1, steps=25, batch_size=8, lr=5e-3, kl_every=5),
@@ -175,7 +175,7 @@ def test_dpo_training_starts_at_ln2_the_reference_stays_the_base_and_the_pairs_a
     assert end["reward_accuracy"] == 1.0 and end["margin"] > 0, "the returned adapter does not fit the pairs"
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="bradley_terry_loss")
 def test_reward_model_learns_pairs_and_its_saved_adapter_reloads(student, tokenizer, pairs, tmp_path):
     from safetensors.torch import load_file
 

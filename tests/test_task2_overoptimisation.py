@@ -26,7 +26,7 @@ def test_best_of_n_kl_is_log_n_minus_n_minus_1_over_n():
         overopt.best_of_n_kl(0)
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="best_of_n_weights")
 def test_best_of_n_weights_are_the_probability_that_each_rank_is_the_best_of_n(student_overopt):
     for pool, n in [(5, 1), (5, 2), (6, 3), (4, 4), (7, 5)]:
         weights = student_overopt.best_of_n_weights(pool, n)
@@ -106,7 +106,7 @@ def test_family_verdicts_separate_learning_from_hacking():
     assert "capital +80" in ev.describe_family_verdicts("ppo", verdicts)
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="calibration")
 def test_calibration_hand_case(student):
     calibration = student.module("task2.reward_analysis").calibration
     # margins 3, 1, -1 and 0.2: confidences sigma(|m|) 0.953, 0.731, 0.731, 0.550; correct 1, 1, 0, 1

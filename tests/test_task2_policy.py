@@ -67,7 +67,7 @@ def _batch(tokenizer):
     return pad_completions(prompts, completions, tokenizer.pad_token_id)
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="selective_logps")
 def test_selective_logps_is_log_softmax_then_gather_on_a_grid(student):
     policy = student.module("task2.policy")
     torch.manual_seed(0)
@@ -89,7 +89,7 @@ def _nonzero_adapter(seed: int = 3) -> dict[str, torch.Tensor]:
             for name, value in recipes.trainable_state(recipes.policy_model(seed)).items()}
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="token_logps")
 def test_chunked_head_equals_the_full_computation_values_and_gradients(student, tokenizer):
     """policy_logps runs the LM head only at completion positions, a chunk at a time, under activation
     checkpointing: the numbers and the gradients must be those of the full [N, T, V] computation."""
@@ -118,7 +118,7 @@ def test_chunked_head_equals_the_full_computation_values_and_gradients(student, 
         "completion_kl must equal token_kl of the full logits against the reference's\n" + m))
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="token_logps")
 def test_policy_logps_skips_prompt_logits_without_changing_a_value(student, tokenizer):
     batch = _batch(tokenizer)
     model = recipes.policy_model()

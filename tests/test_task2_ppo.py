@@ -30,7 +30,7 @@ def _garbage_outside(x: torch.Tensor) -> torch.Tensor:
     return torch.where(MASK.bool(), x, torch.full_like(x, 1e3))
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="compute_gae")
 def test_gae_with_gamma_lambda_one_and_zero_values_is_reward_to_go(PPO):
     torch.manual_seed(0)
     rewards = torch.randn(3, 6) * MASK
@@ -43,7 +43,7 @@ def test_gae_with_gamma_lambda_one_and_zero_values_is_reward_to_go(PPO):
     torch.testing.assert_close(returns, reward_to_go, msg=lambda m: "returns = advantages + values (here V = 0)\n" + m)
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="compute_gae")
 def test_gae_with_lambda_zero_is_the_one_step_td_error(PPO):
     torch.manual_seed(1)
     rewards, values = torch.randn(3, 6) * MASK, torch.randn(3, 6) * MASK
@@ -73,7 +73,7 @@ def _brute_force_gae(rewards, values, mask, gamma, lam):
     return advantages
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="compute_gae")
 def test_gae_matches_a_brute_force_loop_on_a_grid(PPO):
     torch.manual_seed(2)
     for gamma, lam in ((1.0, 0.95), (0.99, 0.9), (0.5, 1.0)):
@@ -89,7 +89,7 @@ def test_gae_matches_a_brute_force_loop_on_a_grid(PPO):
 ### END HIDDEN TESTS
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="masked_whiten")
 def test_masked_whiten_has_masked_mean_zero_and_bessel_variance_one(PPO):
     torch.manual_seed(3)
     x = _garbage_outside(torch.randn(3, 6) * 3 + 2)
@@ -110,7 +110,7 @@ _TOKEN_REWARDS_USES = ("token_rewards calls task2.policy.kl_estimate and task2.r
                        "if their tests fail too, fix those first")
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="token_rewards")
 def test_token_rewards_put_the_score_on_the_last_completion_token(PPO):
     logps, ref = torch.full((3, 6), -1.0) * MASK, torch.full((3, 6), -1.5) * MASK
     scores = torch.tensor([2.0, -1.0, 0.5])
@@ -130,7 +130,7 @@ def test_token_rewards_put_the_score_on_the_last_completion_token(PPO):
         PPO.token_rewards(scores, logps, ref, MASK, kl_coef=-1.0)
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="kl_estimate")
 def test_kl_estimate_k1_and_k3_by_hand(POLICY):
     logps, ref = torch.tensor([[-1.0, -2.0]]), torch.tensor([[-1.5, -1.0]])
     torch.testing.assert_close(POLICY.kl_estimate(logps, ref, "k1"), torch.tensor([[0.5, -1.0]]),
@@ -142,7 +142,7 @@ def test_kl_estimate_k1_and_k3_by_hand(POLICY):
         POLICY.kl_estimate(logps, ref, "k2")
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="policy_loss")
 def test_policy_loss_clips_at_the_boundaries(student, PPO):
     eps = 0.2
     mask = torch.ones(1, 4)
@@ -167,7 +167,7 @@ def test_policy_loss_clips_at_the_boundaries(student, PPO):
         PPO.policy_loss(logps, torch.zeros(1, 4), advantages, mask, 0.0)
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="value_loss")
 def test_value_loss_clips_around_the_old_values(student, PPO):
     old, returns, mask = torch.zeros(1, 3), torch.tensor([[1.0, 1.0, -1.0]]), torch.tensor([[1.0, 1.0, 1.0]])
     values = torch.tensor([[0.5, -0.5, 0.1]])
@@ -186,7 +186,7 @@ def test_value_loss_clips_around_the_old_values(student, PPO):
 
 # --- the training loop on the tiny stand-in, in the worker ---------------------------------------
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="policy_loss")
 def test_ppo_updates_policy_and_critic_keeps_the_reference_and_reruns_identically(student):
     config = dict(steps=2, prompts_per_step=4, minibatch_size=2, epochs=2, lr=1e-3, max_new_tokens=16)
     runs = [student.call("pa5.recipes:rl_training", "ppo", PROMPTS, config, _timeout=600) for _ in range(2)]

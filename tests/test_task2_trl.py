@@ -30,7 +30,7 @@ def rows():
     return data.load_pairs(task_profile("task2", "tiny"))["train"][:4]
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="bradley_terry_loss")
 def test_bradley_terry_loss_equals_reward_trainer_compute_loss(student, tokenizer, rows, tmp_path):
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
@@ -55,7 +55,7 @@ def test_bradley_terry_loss_equals_reward_trainer_compute_loss(student, tokenize
                        batch["input_ids"]), "TRL tokenises the pairs into the same ids (prompt + response + <|im_end|>)"
 
 
-@pytest.mark.points(3)
+@pytest.mark.points(3, function="dpo_loss")
 def test_dpo_loss_equals_dpo_trainer_at_ln2_and_after_optimizer_steps(student, tokenizer, rows, tmp_path):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -112,7 +112,7 @@ def grpo_case(tokenizer):
     return adapter, batch, len(prompt)
 
 
-@pytest.mark.points(0.5)
+@pytest.mark.points(0.5, function="grpo_loss")
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
 @pytest.mark.parametrize("beta", [0.0, 0.04])
 def test_grpo_loss_and_gradient_equal_grpo_trainer(student, grpo_case, tokenizer, loss_type, beta, tmp_path):

@@ -15,7 +15,7 @@ def SUV(student):
     return student.module("task3.universality")
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(0.4, function="firing_entropy")
 @pytest.mark.parametrize("counts, expected", [
     ([[50], [50]], 1.0), ([[100], [0]], 0.0), ([[75], [25]], 0.811278), ([[90], [10]], 0.468996),
     ([[50], [50], [0]], 0.630930)])
@@ -24,15 +24,19 @@ def test_firing_entropy_exact_values(SUV, counts, expected):
     assert value == pytest.approx(expected, abs=1e-6), "entropy of p_i = |F_i| / sum_j |F_j|, divided by log M"
 
 
-@pytest.mark.points(1)
-def test_firing_entropy_of_a_never_firing_concept_is_nan_and_counts_use_the_threshold(SUV):
+@pytest.mark.points(0.5, function="firing_entropy")
+def test_firing_entropy_of_a_never_firing_concept_is_nan(SUV):
     assert math.isnan(SUV.firing_entropy(torch.tensor([[0, 3], [0, 3]]))[0].item()), (
         "a concept that never fires has no firing distribution: its entropy is NaN, not 0 or 1")
+
+
+@pytest.mark.points(0.5, function="firing_counts")
+def test_firing_counts_use_the_threshold(SUV):
     codes = [torch.tensor([[0.1, 0.5], [0.2, 0.0]]), torch.tensor([[0.0, 0.11], [0.3, 0.05]])]
     assert SUV.firing_counts(codes).tolist() == [[1, 1], [1, 1]], "fires means z > 0.1 (strictly)"
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="cofire_proportion")
 def test_cofire_proportion_hand_case(SUV):
     # 4 images, 3 concepts; fires means z > 0.1
     codes = [torch.tensor([[0.5, 0.0, 0.0], [0.5, 0.2, 0.0], [0.0, 0.5, 0.0], [0.2, 0.0, 0.0]]),
@@ -46,7 +50,7 @@ def test_cofire_proportion_hand_case(SUV):
 
 
 ### BEGIN HIDDEN TESTS
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="cofire_proportion")
 def test_cofire_proportion_matches_a_brute_force_loop(SUV):
     torch.manual_seed(0)
     codes = [torch.relu(torch.randn(40, 6)) for _ in range(3)]
@@ -63,26 +67,36 @@ def test_cofire_proportion_matches_a_brute_force_loop(SUV):
 ### END HIDDEN TESTS
 
 
-@pytest.mark.points(2)
-def test_both_r2_definitions_equal_their_references(SUV):
-    from overcomplete.metrics import r2_score
-    from sklearn.metrics import r2_score as sklearn_r2
-
+def _r2_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x [50, 8] with per-feature offsets and scales, a noisy reconstruction, the per-feature mean predictor."""
     torch.manual_seed(1)
     x = torch.randn(50, 8) * torch.linspace(0.5, 3, 8) + torch.linspace(-4, 4, 8)
-    x_hat = x + 0.5 * torch.randn(50, 8)
+    return x, x + 0.5 * torch.randn(50, 8), x.mean(0, keepdim=True).expand_as(x)
+
+
+@pytest.mark.points(1, function="r2_global_mean")
+def test_global_mean_r2_equals_overcomplete(SUV):
+    from overcomplete.metrics import r2_score
+
+    x, x_hat, mean_predictor = _r2_case()
     assert SUV.r2_global_mean(x, x_hat) == pytest.approx(r2_score(x, x_hat).item(), abs=1e-6), (
         "overcomplete's R^2: 1 - SSE / sum of squares around the global (all-feature) mean")
-    assert SUV.r2_variance_weighted(x, x_hat) == pytest.approx(
-        sklearn_r2(x.numpy(), x_hat.numpy(), multioutput="variance_weighted"), abs=1e-6), (
-        "sklearn's variance_weighted R^2: 1 - SSE / sum of squares around each feature's own mean")
-    mean_predictor = x.mean(0, keepdim=True).expand_as(x)
-    assert SUV.r2_variance_weighted(x, mean_predictor) == pytest.approx(0.0, abs=1e-6), (
-        "predicting each feature's mean explains none of its variance: R^2 = 0")
     assert SUV.r2_global_mean(x, mean_predictor) > 0.5, "the global-mean R^2 credits per-feature offsets"
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="r2_variance_weighted")
+def test_variance_weighted_r2_equals_sklearn(SUV):
+    from sklearn.metrics import r2_score as sklearn_r2
+
+    x, x_hat, mean_predictor = _r2_case()
+    assert SUV.r2_variance_weighted(x, x_hat) == pytest.approx(
+        sklearn_r2(x.numpy(), x_hat.numpy(), multioutput="variance_weighted"), abs=1e-6), (
+        "sklearn's variance_weighted R^2: 1 - SSE / sum of squares around each feature's own mean")
+    assert SUV.r2_variance_weighted(x, mean_predictor) == pytest.approx(0.0, abs=1e-6), (
+        "predicting each feature's mean explains none of its variance: R^2 = 0")
+
+
+@pytest.mark.points(1, function="concept_energy")
 def test_energy_dead_fraction_and_matching(SUV):
     codes, dictionary = torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([[0.6, 0.8], [1.0, 0.0]])
     torch.testing.assert_close(SUV.concept_energy(codes, dictionary), torch.tensor([4.0, 0.0]), msg=lambda m: (
@@ -117,7 +131,7 @@ def _moved_models(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor
     return {n.split(".")[1] for n in before if (before[n] - after[n]).abs().max() > 1e-6}
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="usae_step")
 def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources(student):
     batch = _batch()
     expected = U.usae_loss(recipes.two_model_usae(), batch, "b", cross_weight=2.0)[0].item()  # the grader's own
@@ -134,7 +148,7 @@ def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources(student):
         student.call("pa5.recipes:usae_sgd_step", usae, batch, ["c"])
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="usae_step")
 def test_several_usae_steps_follow_the_reference_trajectory(student):
     """Three steps with one momentum optimiser, sources a, then b, then both: a gradient left from an
     earlier step (not cleared) adds to the next one and moves a model that is not a source."""
@@ -152,7 +166,7 @@ def test_several_usae_steps_follow_the_reference_trajectory(student):
             f"{name} after the three steps differs from the reference trajectory\n" + m))
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="usae_loss")
 def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model(student):
     batch = _batch()
     reference = recipes.two_model_usae()

@@ -23,7 +23,7 @@ def test_fourier_image_is_in_range_with_the_expected_shape():
         V.FourierImage(4)
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(2, function="maximise")
 def test_maximisation_increases_the_pre_topk_code(student, setup):
     image, history = student.call("pa5.recipes:maximisation", student.build("pa5.recipes:tiny_vision_setup"), "tiny_a",
                                   concept=3, size=16, config=dict(steps=40, lr=0.1))
@@ -39,7 +39,7 @@ def test_maximisation_increases_the_pre_topk_code(student, setup):
     assert end > start + 1e-3, f"the returned image does not excite concept 3 more than the start: {start:.4f} -> {end:.4f}"
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="concept_objective.objective")
 def test_concept_objective_is_the_pre_topk_code_and_differentiable_in_the_pixels(student, setup):
     images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     expected = recipes.objective_and_gradient(setup, "tiny_a", 3, images)  # the grader's own objective
@@ -54,7 +54,7 @@ def test_concept_objective_is_the_pre_topk_code_and_differentiable_in_the_pixels
         "the gradient to the pixels differs: is part of the path detached or computed without grad?\n" + m))
 
 
-@pytest.mark.points(1)
+@pytest.mark.points(1, function="maximise")
 def test_coordinated_version_returns_one_image_per_model_for_the_same_concept(student):
     out = student.call("pa5.recipes:coordinated_maximisation", student.build("pa5.recipes:tiny_vision_setup"),
                        concept=5, size=16, config=dict(steps=3))

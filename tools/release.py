@@ -32,6 +32,10 @@ DEFAULT_DEST = REPO_ROOT / "dist" / "student"
 CLASSROOM_WORKFLOW = ".github/workflows/classroom.yml"  # written into the release by check (tools/classroom.py)
 RELEASE_STAMP = ".student-release"  # in a release's root: this checkout is a handout, not the solutions
 
+# Never in the release: the rubric and answer key, and the tests of the course's own shape (they
+# read the key and the hidden tests' points, tools/course.py).
+INSTRUCTORS_ONLY = ("instructors/", "tests/test_pa5_course.py")
+
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_TESTS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
@@ -259,6 +263,7 @@ def build(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, graded: dict[str, l
             raise ValueError(f"dest={dest} is not empty and not an earlier release: refusing to replace it")
         shutil.rmtree(dest)
     hidden = 0
+    files = [rel for rel in files if not rel.startswith(INSTRUCTORS_ONLY)]
     for rel in files:
         source, target = root / rel, dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -313,11 +318,16 @@ def run_graded_tests(checkout: Path, grades_json: Path, tests: list[str] | None 
     return grades
 
 
-def graded_tests(root: Path) -> dict[str, float]:
-    """{node id: points} of ``root``'s graded tests (collection only)."""
+def graded_rows(root: Path) -> list[dict]:
+    """``root``'s graded tests (collection only): [{"nodeid", "points", "function", "level"}]."""
     with tempfile.TemporaryDirectory(prefix="pa5-collect-") as scratch:
         rows = run_graded_tests(root, Path(scratch) / "grades.json", collect_only=True)["tests"]
-    return {row["nodeid"]: row["points"] for row in rows}
+    return [{key: row.get(key) for key in ("nodeid", "points", "function", "level")} for row in rows]
+
+
+def graded_tests(root: Path) -> dict[str, float]:
+    """{node id: points} of ``root``'s graded tests (collection only)."""
+    return {row["nodeid"]: row["points"] for row in graded_rows(root)}
 
 
 def _worker_folder(root: Path, checkout: Path, dest: Path, graded_functions: dict[str, list[str]]) -> None:
@@ -390,16 +400,21 @@ def check(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, solutions: Path | N
     """Build the release and grade it: the student's own tests (its grade table must read 0 of the
     total), then the hidden tests against the same stubs. With ``solutions`` (a grades.json of the
     solutions' run) every graded test must also have passed there. Returns the problems found."""
+    import course
     problems = []
     if solutions is not None:
         solved = json.loads(solutions.read_text())
-        graded = {row["nodeid"]: row["points"] for row in solved["tests"]}
+        catalog = solved["tests"]
         problems += [f"fails on the solutions: {row['nodeid']}" for row in solved["tests"] if not row["passed"]]
     else:
-        graded = graded_tests(root)
+        catalog = graded_rows(root)
+    graded = {row["nodeid"]: row["points"] for row in catalog}
+    print(course.summary(catalog), flush=True)
+    problems += course.problems(catalog, graded=graded_functions, root=root)
     summary = build(root, dest, graded_functions)
     print(f"built {summary['dest']}: {summary['files']} files, {summary['stubbed']} functions stubbed, "
           f"{summary['hidden_regions']} hidden-test regions removed", flush=True)
+    problems += course.release_problems(dest, root)
     student = run_graded_tests(dest, dest.parent / "student-grades.json")  # kept out of the release
     visible = {row["nodeid"] for row in student["tests"]}
     import classroom

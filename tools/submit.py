@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import answers  # noqa: E402
 import release  # noqa: E402
 
 RUN_SUFFIXES = (".ipynb", ".png", ".pdf", ".svg", ".json", ".csv", ".md", ".txt")
@@ -46,7 +47,8 @@ def contents(root: Path) -> tuple[list[str], list[str]]:
 
 
 def submit(root: Path, out: Path) -> dict:
-    """Write the archive ``out``; returns {"archive", "files", "missing", "profiles"}."""
+    """Write the archive ``out``; returns {"archive", "files", "missing", "profiles", "answered": {task:
+    (answered, asked)}}."""
     files, missing = contents(root)
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -58,7 +60,8 @@ def submit(root: Path, out: Path) -> dict:
             profiles[task] = json.loads((root / "runs" / task / "metrics.json").read_text()).get("profile")
         except (OSError, ValueError, AttributeError):
             continue
-    return {"archive": str(out), "files": files, "missing": missing, "profiles": profiles}
+    answered = {task: (sum(bool(q["answer"]) for q in rows), len(rows)) for task, rows in answers.collect(root).items()}
+    return {"archive": str(out), "files": files, "missing": missing, "profiles": profiles, "answered": answered}
 
 
 def main(argv=None) -> int:
@@ -72,6 +75,8 @@ def main(argv=None) -> int:
         print(f"  {rel}")
     for task, profile in summary["profiles"].items():
         print(f"{task}: notebook run in the {profile} profile")
+    for task, (done, asked) in summary["answered"].items():
+        print(f"{task}: {done} of {asked} written questions answered")
     if summary["missing"]:
         print("missing:\n  " + "\n  ".join(summary["missing"]))
     return 0
