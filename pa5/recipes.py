@@ -262,6 +262,50 @@ def rl_training(algorithm: str, prompts: list[dict], config: dict, scorer: str =
     return run
 
 
+def _counting_optimizer(parameters: list[torch.nn.Parameter], lr: float) -> tuple[torch.optim.Optimizer, list[int]]:
+    """task2's AdamW, and a one-element list that counts its steps."""
+    from task2.training import make_optimizer
+    optimizer, steps = make_optimizer(parameters, lr), [0]
+    optimizer.register_step_post_hook(lambda *_: steps.__setitem__(0, steps[0] + 1))
+    return optimizer, steps
+
+
+def rl_update(algorithm: str, prompts: list[dict], config: dict, scorer: str = "length", seed: int = 0,
+              log_kl: bool = False) -> dict:
+    """One learning step of task2's PPO (``ppo_update``, with a critic from the reward model) or GRPO
+    (``grpo_update``) on a rollout of ``prompts`` sampled by the given code with ``seed``: what the
+    update returned, the optimizer's step count, the trainable weights before and after, the models'
+    train modes afterwards and the reference's logits on a probe."""
+    from task2 import rollout
+    from task2.config import GRPOConfig, PPOConfig
+    from task2.training import trainable_parameters
+    model = policy_model(seed)
+    run = {"policy_before": trainable_state(model)}
+    if algorithm == "ppo":
+        from task2 import ppo
+        cfg, critic = PPOConfig(**config), ppo.load_value_model(reward_model(0, seed))
+        batch = rollout.sample_rollout(model.eval(), tokenizer(), prompts, SCORERS[scorer], 1, cfg, seed=seed)
+        parameters = trainable_parameters(model, critic.eval())
+        optimizer, steps = _counting_optimizer(parameters, cfg.lr)
+        run["critic_before"] = trainable_state(critic)
+        run["update"] = ppo.ppo_update(model, critic, batch.batch, batch.score, cfg, optimizer, parameters,
+                                       torch.Generator().manual_seed(seed))
+        run["critic_after"], run["critic_training"] = trainable_state(critic), critic.training
+    elif algorithm == "grpo":
+        from task2 import grpo
+        cfg = GRPOConfig(**config)
+        batch = rollout.sample_rollout(model.eval(), tokenizer(), prompts, SCORERS[scorer], cfg.group_size, cfg, seed=seed)
+        parameters = trainable_parameters(model)
+        optimizer, steps = _counting_optimizer(parameters, cfg.lr)
+        run["update"] = grpo.grpo_update(model, batch.batch, batch.score, cfg, optimizer, parameters, log_kl=log_kl)
+    else:
+        raise ValueError(f"algorithm must be 'ppo' or 'grpo', got {algorithm!r}")
+    run["steps"], run["policy_training"] = steps[0], model.training
+    run["policy_after"] = trainable_state(model)
+    run["reference_logits"] = reference_logits(model)
+    return run
+
+
 # --------------------------------------------------------------------------- task 3
 def two_model_usae(train: bool = True):
     """A seeded USAE over models a (6-d) and b (4-d), 12 concepts, TopK 3, its atoms already
@@ -292,6 +336,38 @@ def usae_sgd_steps(usae, batch: dict, schedule: list[list[str]], lr: float = 0.1
     optimizer = torch.optim.SGD(usae.parameters(), lr=lr, momentum=momentum)
     losses = [usae_step(usae, optimizer, batch, sources)[0] for sources in schedule]
     return {"losses": losses, "after": state(usae)}
+
+
+def usae_epochs(usae, features: dict, config: dict, seed: int, epochs: int = 2) -> dict:
+    """task3.usae.usae_epoch ``epochs`` times with one AdamW and one picker and generator from
+    ``seed``, as train_usae runs it, each usae_step call recorded: per epoch its steps' (row indices of
+    the batch, sources, cross weight, max_grad_norm) and the returned losses; the parameters at the end."""
+    import random
+
+    from task3 import usae as usae_module
+    from task3.config import SAEConfig
+    cfg = SAEConfig(**config)
+    first = next(iter(features))
+    calls = []
+    step = usae_module.usae_step
+
+    def recorded(usae_, optimizer_, batch, sources, cross_weight=1.0, max_grad_norm=1.0):
+        rows = (batch[first][:, None, :] == features[first][None]).all(-1).float().argmax(1)
+        calls[-1].append({"rows": rows.tolist(), "sources": list(sources), "cross_weight": cross_weight,
+                          "max_grad_norm": max_grad_norm})
+        return step(usae_, optimizer_, batch, sources, cross_weight, max_grad_norm)
+
+    optimizer = torch.optim.AdamW(usae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    picker, generator = random.Random(seed), torch.Generator().manual_seed(seed)
+    losses = []
+    usae_module.usae_step = recorded
+    try:
+        for _ in range(epochs):
+            calls.append([])
+            losses.append(list(usae_module.usae_epoch(usae, optimizer, features, cfg, picker, generator)[0]))
+    finally:
+        usae_module.usae_step = step
+    return {"calls": calls, "losses": losses, "after": state(usae), "training": usae.training}
 
 
 def usae_schedules(usae, batch: dict, config: dict, seed: int, monitor_rows: int) -> dict:
@@ -342,6 +418,29 @@ def maximisation(setup, name: str, concept: int, size: int, config: dict) -> tup
     models, usae, normalisers = setup
     objective = visualize.concept_objective(models[name], name, normalisers[name], usae, concept=concept)
     return visualize.maximise(objective, size=size, config=MaximisationConfig(**config))
+
+
+class PixelObjective(torch.nn.Module):
+    """A smooth objective of the pixels [B, 3, S, S] -> [B] that records each call's (batch size,
+    whether it tracks gradients): task 3's maximisation loop is tested on it, apart from concept_objective."""
+
+    def __init__(self, size: int, seed: int = 0):
+        super().__init__()
+        self.register_buffer("pattern", torch.randn(3, size, size, generator=torch.Generator().manual_seed(seed)))
+        self.calls: list[tuple[int, bool]] = []
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        self.calls.append((pixels.shape[0], torch.is_grad_enabled()))
+        return torch.sigmoid(((pixels - 0.5) * self.pattern).mean(dim=(1, 2, 3)) * 4)
+
+
+def maximise_pixels(size: int, config: dict, seed: int = 0) -> dict:
+    """task3.visualize.maximise of a PixelObjective: the image, the history and the objective's calls."""
+    from task3 import visualize
+    from task3.config import MaximisationConfig
+    objective = PixelObjective(size)
+    image, history = visualize.maximise(objective, size, MaximisationConfig(**config), seed=seed)
+    return {"image": image, "history": history, "calls": objective.calls}
 
 
 def objective_and_gradient(setup, name: str, concept: int, images: torch.Tensor) -> dict:

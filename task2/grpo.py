@@ -126,6 +126,53 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     ### END SOLUTION
 
 
+def grpo_update(policy, batch: dict[str, torch.Tensor], scores: torch.Tensor, config: GRPOConfig,
+                optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Parameter], scaler=None,
+                log_kl: bool = False) -> dict[str, float]:
+    """GRPO's learning step on one rollout of ``config.group_size`` completions per prompt (a group's
+    rows are consecutive).
+
+    ``batch``: the rollout's tensors [N, T] (input_ids, attention_mask, position_ids, ``loss_mask``);
+    ``scores`` [N]: each completion's reward. In order:
+
+    1. advantages: ``group_advantages(scores, config.group_size, config.scale_rewards)``;
+    2. frozen, under ``torch.no_grad()``: the reference's token log-probs at ``config.temperature``
+       (``reference_token_logps``) if ``config.beta`` > 0 or ``log_kl``, else None; the policy's
+       (``policy_logps``) if ``config.iterations`` > 1, else None;
+    3. ``policy.train()``; ``config.iterations`` times: the policy's log-probs (``entropy=True``),
+       ``grpo_loss`` with ``config.loss_type``, ``config.epsilon``, ``beta=config.beta``, the reference
+       log-probs and ``max_completion_length=config.max_new_tokens`` - its old log-probs are step 2's,
+       or with one iteration the current ones detached (the ratio is then exactly 1 and only its
+       gradient matters) - and one ``optimizer_step(loss, parameters, optimizer, config.max_grad_norm,
+       scaler)``; with ``log_kl``, at the first iteration the KL estimate (``kl_estimate``, k1) of the
+       detached log-probs to the reference's, summed over each completion and averaged;
+    4. ``policy.eval()`` again.
+
+    Returns the last iteration's loss, clip_fraction (``grpo_loss``'s), entropy (mean per completion
+    token) and grad_norm, and ``kl`` when ``log_kl``.
+    """
+    ### BEGIN SOLUTION
+    mask = batch["loss_mask"].float()
+    advantages = group_advantages(scores, config.group_size, config.scale_rewards).to(mask.device)
+    with torch.no_grad():
+        ref_logps = reference_token_logps(policy, batch, config.temperature) if config.beta or log_kl else None
+        old_logps = policy_logps(policy, batch, config.temperature)[0] if config.iterations > 1 else None
+    policy.train()
+    out = {}
+    for iteration in range(config.iterations):
+        logps, entropy = policy_logps(policy, batch, config.temperature, entropy=True)
+        if iteration == 0 and log_kl:
+            out["kl"] = (kl_estimate(logps.detach(), ref_logps) * mask).sum(-1).mean().item()
+        loss, stats = grpo_loss(logps, logps.detach() if old_logps is None else old_logps, advantages, mask,
+                                config.loss_type, config.epsilon, beta=config.beta, ref_logps=ref_logps,
+                                max_completion_length=config.max_new_tokens)
+        grad_norm = optimizer_step(loss, parameters, optimizer, config.max_grad_norm, scaler)
+    policy.eval()
+    return {"loss": loss.item(), "clip_fraction": stats["clip_fraction"], "entropy": masked_mean(entropy, mask).item(),
+            "grad_norm": grad_norm, **out}
+    ### END SOLUTION
+
+
 def train_grpo(policy, tokenizer, prompts: list[dict], scorer: Scorer, config: GRPOConfig, seed: int = 0,
                callback=None, gold: Gold | None = None) -> list[dict]:
     """GRPO on ``prompts`` ({"system", "question"}); ``scorer(prompt ids, completion ids) -> [N]`` rewards.
@@ -133,8 +180,8 @@ def train_grpo(policy, tokenizer, prompts: list[dict], scorer: Scorer, config: G
     One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, kl
     (sequence-summed k1 to the reference at the sampling temperature, measured on the rollout; every
     ``kl_every`` steps), the zero-spread group share, and the update's loss, clip_fraction, entropy
-    (mean per token) and grad_norm (of the last iteration). ``gold`` scores the rollouts' text, logged
-    and never optimised (default: the programmatic judge).
+    (mean per token) and grad_norm (of the last iteration; :func:`grpo_update`). ``gold`` scores the
+    rollouts' text, logged and never optimised (default: the programmatic judge).
     """
     parameters = trainable_parameters(policy)
     optimizer = make_optimizer(parameters, config.lr)
@@ -145,28 +192,12 @@ def train_grpo(policy, tokenizer, prompts: list[dict], scorer: Scorer, config: G
         policy.eval()
         rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, config.group_size, config,
                                  seed=seed * 100_003 + step, gold=gold)
-        batch, mask = rollout.batch, rollout.batch["loss_mask"].float()
-        advantages = group_advantages(rollout.score, config.group_size, config.scale_rewards).to(mask.device)
         log_kl = bool(config.kl_every) and step % config.kl_every == 0
-        with torch.no_grad():
-            ref_logps = reference_token_logps(policy, batch, config.temperature) if config.beta or log_kl else None
-            old_logps = policy_logps(policy, batch, config.temperature)[0] if config.iterations > 1 else None
-        policy.train()
         with gradient_checkpointing(policy, enabled=config.gradient_checkpointing), memory_stage(
                 "GRPO", "config.grpo.prompts_per_step (or max_new_tokens)", FULL_PROFILE_PEAK_GIB["GRPO"]):
-            for iteration in range(config.iterations):
-                logps, entropy = policy_logps(policy, batch, config.temperature, entropy=True)
-                if iteration == 0 and log_kl:
-                    kl = (kl_estimate(logps.detach(), ref_logps) * mask).sum(-1).mean().item()
-                loss, stats = grpo_loss(logps, logps.detach() if old_logps is None else old_logps, advantages, mask,
-                                        config.loss_type, config.epsilon, beta=config.beta, ref_logps=ref_logps,
-                                        max_completion_length=config.max_new_tokens)
-                grad_norm = optimizer_step(loss, parameters, optimizer, config.max_grad_norm, scaler)
-        policy.eval()
-        record = {"step": step + 1, **rollout.stats(), **({"kl": kl} if log_kl else {}),
-                  "zero_spread_groups": zero_spread_fraction(rollout.score, config.group_size),
-                  "loss": loss.item(), "clip_fraction": stats["clip_fraction"],
-                  "entropy": masked_mean(entropy, mask).item(), "grad_norm": grad_norm}
+            update = grpo_update(policy, rollout.batch, rollout.score, config, optimizer, parameters, scaler, log_kl)
+        record = {"step": step + 1, **rollout.stats(), **({"kl": update.pop("kl")} if log_kl else {}),
+                  "zero_spread_groups": zero_spread_fraction(rollout.score, config.group_size), **update}
         if callback is not None:
             record.update(callback(step + 1, record) or {})
         history.append(record)

@@ -148,6 +148,67 @@ def token_values(value_model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.nn.functional.pad(scores[:, :-1], (1, 0))
 
 
+def ppo_update(policy, value_model, batch: dict[str, torch.Tensor], scores: torch.Tensor, config: PPOConfig,
+               optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Parameter], generator: torch.Generator,
+               scaler=None) -> dict[str, float]:
+    """PPO's learning step on one rollout: advantages, then ``config.epochs`` passes of clipped
+    minibatch updates of the policy and the critic together.
+
+    ``batch``: the rollout's tensors [N, T] (input_ids, attention_mask, position_ids and ``loss_mask``,
+    which marks completion tokens); ``scores`` [N]: the reward-model score of each completion. In order:
+
+    1. frozen, under ``torch.no_grad()``: the policy's token log-probs at ``config.temperature``
+       (``policy_logps``), the reference's (``reference_token_logps``) and the critic's values
+       (``token_values``, times the mask);
+    2. per-token rewards (``token_rewards`` with ``config.kl_coef`` and ``config.kl_estimator``), GAE
+       advantages and returns (``compute_gae`` with ``config.gamma``, ``config.lam``), advantages
+       whitened over the completion tokens (``masked_whiten``) and masked again;
+    3. ``policy.train()`` and ``value_model.train()``; for each of ``config.epochs`` epochs, the rows
+       in the order ``torch.randperm(N, generator=generator)`` split into minibatches of
+       ``config.minibatch_size``; per minibatch: the policy's log-probs (with ``entropy=True``) and the
+       critic's values, ``policy_loss`` (``config.clip_range``) and ``value_loss``
+       (``config.clip_range_value``) against the frozen step-1 quantities, and one
+       ``optimizer_step(policy_loss + config.vf_coef * value_loss, parameters, optimizer,
+       config.max_grad_norm, scaler)``;
+    4. ``policy.eval()`` and ``value_model.eval()`` again.
+
+    Returns the means over the minibatch updates of policy_loss, value_loss, clip_fraction,
+    value_clip_fraction, entropy (mean per completion token) and grad_norm, and ``kl``: step 2's KL
+    estimate summed over each completion, averaged over the rollout.
+    """
+    ### BEGIN SOLUTION
+    mask = batch["loss_mask"].float()
+    with torch.no_grad():
+        old_logps = policy_logps(policy, batch, config.temperature)[0]
+        ref_logps = reference_token_logps(policy, batch, config.temperature)
+        old_values = token_values(value_model, batch) * mask
+    rewards, kl = token_rewards(scores.to(mask.device), old_logps, ref_logps, mask, config.kl_coef,
+                                config.kl_estimator)
+    advantages, returns = compute_gae(rewards, old_values, mask, config.gamma, config.lam)
+    advantages = masked_whiten(advantages, mask) * mask
+
+    policy.train(), value_model.train()
+    logs = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "value_clip_fraction": [], "entropy": [],
+            "grad_norm": []}
+    for _ in range(config.epochs):
+        for part in torch.randperm(len(mask), generator=generator).split(config.minibatch_size):
+            minibatch = {k: v[part] for k, v in batch.items()}
+            logps, entropy = policy_logps(policy, minibatch, config.temperature, entropy=True)
+            values = token_values(value_model, minibatch)
+            pg_loss, clip_fraction = policy_loss(logps, old_logps[part], advantages[part], mask[part], config.clip_range)
+            vf_loss, value_clip_fraction = value_loss(values, old_values[part], returns[part], mask[part],
+                                                      config.clip_range_value)
+            grad_norm = optimizer_step(pg_loss + config.vf_coef * vf_loss, parameters, optimizer, config.max_grad_norm,
+                                       scaler)
+            for key, value in (("policy_loss", pg_loss), ("value_loss", vf_loss), ("clip_fraction", clip_fraction),
+                               ("value_clip_fraction", value_clip_fraction), ("entropy", masked_mean(entropy, mask[part]))):
+                logs[key].append(value.item())
+            logs["grad_norm"].append(grad_norm)
+    policy.eval(), value_model.eval()
+    return {**{k: sum(v) / len(v) for k, v in logs.items()}, "kl": kl.sum(-1).mean().item()}
+    ### END SOLUTION
+
+
 def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer: Scorer, config: PPOConfig, seed: int = 0,
               callback=None, gold: Gold | None = None) -> list[dict]:
     """PPO on ``prompts`` ({"system", "question"}); ``scorer(prompt ids, completion ids) -> [N]`` rewards.
@@ -155,8 +216,9 @@ def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer: Score
     One record per step: the rollout's rm_reward, score, gold_success, length, words, ended, and kl
     (sequence-summed k1 to the reference at the sampling temperature), then the optimisation's
     policy_loss, value_loss, clip_fraction, value_clip_fraction, entropy (mean per token) and
-    grad_norm, averaged over the step's minibatch updates. ``callback(step, record)`` may add entries.
-    ``gold`` scores the rollouts' text, logged and never optimised (default: the programmatic judge).
+    grad_norm, averaged over the step's minibatch updates (:func:`ppo_update`). ``callback(step,
+    record)`` may add entries. ``gold`` scores the rollouts' text, logged and never optimised (default:
+    the programmatic judge).
     """
     parameters = trainable_parameters(policy, value_model)
     optimizer = make_optimizer(parameters, config.lr)
@@ -165,45 +227,14 @@ def train_ppo(policy, value_model, tokenizer, prompts: list[dict], scorer: Score
     history = []
     schedule = batch_indices(len(prompts), config.prompts_per_step, config.steps, seed)
     for step, indices in enumerate(bar := tqdm(schedule, desc="PPO", unit="step")):
-        # 1. rollout: sample, score, and everything the update compares against, frozen
         policy.eval(), value_model.eval()
         rollout = sample_rollout(policy, tokenizer, [prompts[i] for i in indices], scorer, 1, config,
                                  seed=seed * 100_003 + step, gold=gold)
-        batch, mask = rollout.batch, rollout.batch["loss_mask"].float()
-        with torch.no_grad():
-            old_logps = policy_logps(policy, batch, config.temperature)[0]
-            ref_logps = reference_token_logps(policy, batch, config.temperature)
-            old_values = token_values(value_model, batch) * mask
-        rewards, kl = token_rewards(rollout.score.to(mask.device), old_logps, ref_logps, mask, config.kl_coef,
-                                    config.kl_estimator)
-        advantages, returns = compute_gae(rewards, old_values, mask, config.gamma, config.lam)
-        advantages = masked_whiten(advantages, mask) * mask
-
-        # 2. several epochs of clipped updates on this rollout
-        policy.train(), value_model.train()
-        logs = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "value_clip_fraction": [], "entropy": [],
-                "grad_norm": []}
         with gradient_checkpointing(policy, value_model, enabled=config.gradient_checkpointing), memory_stage(
                 "PPO", "config.ppo.minibatch_size (or max_new_tokens)", FULL_PROFILE_PEAK_GIB["PPO"]):
-            for _ in range(config.epochs):
-                for part in torch.randperm(len(indices), generator=generator).split(config.minibatch_size):
-                    minibatch = {k: v[part] for k, v in batch.items()}
-                    logps, entropy = policy_logps(policy, minibatch, config.temperature, entropy=True)
-                    values = token_values(value_model, minibatch)
-                    pg_loss, clip_fraction = policy_loss(logps, old_logps[part], advantages[part], mask[part],
-                                                         config.clip_range)
-                    vf_loss, value_clip_fraction = value_loss(values, old_values[part], returns[part], mask[part],
-                                                              config.clip_range_value)
-                    grad_norm = optimizer_step(pg_loss + config.vf_coef * vf_loss, parameters, optimizer,
-                                               config.max_grad_norm, scaler)
-                    for key, value in (("policy_loss", pg_loss), ("value_loss", vf_loss), ("clip_fraction", clip_fraction),
-                                       ("value_clip_fraction", value_clip_fraction),
-                                       ("entropy", masked_mean(entropy, mask[part]))):
-                        logs[key].append(value.item())
-                    logs["grad_norm"].append(grad_norm)
-        policy.eval(), value_model.eval()
-        record = {"step": step + 1, **rollout.stats(), "kl": kl.sum(-1).mean().item(),
-                  **{k: sum(v) / len(v) for k, v in logs.items()}}
+            update = ppo_update(policy, value_model, rollout.batch, rollout.score, config, optimizer, parameters,
+                                generator, scaler)
+        record = {"step": step + 1, **rollout.stats(), "kl": update.pop("kl"), **update}
         if callback is not None:
             record.update(callback(step + 1, record) or {})
         history.append(record)

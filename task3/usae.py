@@ -139,6 +139,36 @@ def cross_r2(saes, features: dict[str, torch.Tensor]) -> dict[str, dict[str, flo
     return out
 
 
+def usae_epoch(usae: UniversalSAE, optimizer: torch.optim.Optimizer, features: dict[str, torch.Tensor],
+               config: SAEConfig, picker: random.Random, generator: torch.Generator) -> tuple[list[float], list[float]]:
+    """One epoch of ``config.schedule`` over ``features`` ({model name: [N, D_i]}, row n = image n in
+    every model), one :func:`usae_step` per batch.
+
+    ``usae.train()``, then the rows in the order ``torch.randperm(N, generator=generator)``, split into
+    batches of ``config.batch_size`` (a last batch of fewer than 2 rows is skipped: BatchNorm needs
+    two), each batch's rows of every model moved to the USAE's device. The sources of a step: the
+    paper's schedule one model, ``picker.choice(usae.names)``, with cross weight 1; the course's every
+    model (``usae.names``) with ``config.cross_weight``; both with ``config.max_grad_norm``. ``picker``
+    and ``generator`` carry on from epoch to epoch (:func:`train_usae` makes them from its seed).
+
+    Returns (each step's loss, each step's gradient norm).
+    """
+    ### BEGIN SOLUTION
+    usae.train()
+    device, paper = module_device(usae), config.schedule == "paper"
+    losses, grad_norms = [], []
+    for indices in torch.randperm(len(next(iter(features.values()))), generator=generator).split(config.batch_size):
+        if len(indices) < 2:  # BatchNorm needs two rows
+            continue
+        batch = {k: v[indices].to(device) for k, v in features.items()}
+        sources = [picker.choice(usae.names)] if paper else usae.names
+        loss, grad_norm = usae_step(usae, optimizer, batch, sources, 1.0 if paper else config.cross_weight,
+                                    config.max_grad_norm)
+        losses.append(loss), grad_norms.append(grad_norm)
+    return losses, grad_norms
+    ### END SOLUTION
+
+
 def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], config: SAEConfig, seed: int = 0,
                monitor_rows: int = 1000) -> list[dict]:
     """Train ``usae`` on ``features`` ({model name: [N, D_i]}, row n = image n in every model) with
@@ -157,23 +187,12 @@ def train_usae(usae: UniversalSAE, features: dict[str, torch.Tensor], config: SA
     if n < 2:
         raise ValueError(f"features must hold at least 2 images (BatchNorm needs two rows per step), got N = {n}")
     check_int("config.batch_size", config.batch_size, 2)
-    device = module_device(usae)
     optimizer = torch.optim.AdamW(usae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    paper = config.schedule == "paper"
     picker, generator = random.Random(seed), torch.Generator().manual_seed(seed)
     monitor = {k: v[:monitor_rows] for k, v in features.items()}
     history = []
     for epoch in (bar := tqdm(range(config.epochs), desc=f"USAE ({config.schedule})", unit="epoch")):
-        usae.train()
-        losses, grad_norms = [], []
-        for indices in torch.randperm(n, generator=generator).split(config.batch_size):
-            if len(indices) < 2:  # BatchNorm needs two rows
-                continue
-            batch = {k: v[indices].to(device) for k, v in features.items()}
-            sources = [picker.choice(usae.names)] if paper else usae.names
-            loss, grad_norm = usae_step(usae, optimizer, batch, sources, 1.0 if paper else config.cross_weight,
-                                        config.max_grad_norm)
-            losses.append(loss), grad_norms.append(grad_norm)
+        losses, grad_norms = usae_epoch(usae, optimizer, features, config, picker, generator)
         r2 = cross_r2(usae.saes, monitor)
         codes = [all_codes(usae.sae(name), monitor[name]) for name in usae.names]
         record = {"epoch": epoch + 1, "loss": sum(losses) / len(losses),

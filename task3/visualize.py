@@ -96,7 +96,16 @@ def maximise(objective: Callable, size: int, config: MaximisationConfig,
     zoom and shift), rolled by a random (dy, dx) in [-jitter, jitter] pixels, plus N(0, noise^2) pixel
     noise, clamped to [0, 1] - so the image must excite the concept at any position and scale, not
     through single-pixel patterns - and takes one NAdam step (``pa5.optim.optimizer_step``, not
-    clipped) on loss = -mean objective."""
+    clipped) on loss = -mean objective.
+
+    The loop, in the order a seeded run must follow to be reproducible: ``torch.manual_seed(seed)``;
+    the image ``FourierImage(size, seed=seed)`` (``pa5.device.place`` on ``device``) and
+    ``torch.optim.NAdam(its parameters, lr=config.lr)``; per step: ``pixels = image()``, the
+    objective of ``pixels`` recorded under ``torch.no_grad()``, the ``config.copies`` views made one
+    after another with :func:`random_view` and concatenated, noise added with ``torch.randn_like``,
+    the clamp, the step. After the last step the objective of the final image is recorded too:
+    the history has ``config.steps + 1`` entries."""
+    ### BEGIN SOLUTION
     torch.manual_seed(seed)
     image = place(FourierImage(size, seed=seed), device)
     optimizer = torch.optim.NAdam(image.parameters(), lr=config.lr)
@@ -105,16 +114,15 @@ def maximise(objective: Callable, size: int, config: MaximisationConfig,
         pixels = image()
         with torch.no_grad():
             history.append(objective(pixels).mean().item())
-        ### BEGIN SOLUTION
         batch = torch.cat([random_view(pixels, config) for _ in range(config.copies)])
         batch = (batch + config.noise * torch.randn_like(batch)).clamp(0, 1)
         loss = -objective(batch).mean()
         optimizer_step(loss, image.parameters(), optimizer, max_norm=None)
-        ### END SOLUTION
     with torch.no_grad():
         final = image()
         history.append(objective(final).mean().item())
     return final[0].detach().cpu(), history
+    ### END SOLUTION
 
 
 def coordinated_maximisation(models: dict, normalisers: dict, usae, concept: int, size: int,

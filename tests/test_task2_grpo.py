@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from pa5 import recipes
 from task2.config import GRPO_LOSS_TYPES
 from tests.task2_common import PROMPTS, moved
 
@@ -77,7 +78,46 @@ def test_grpo_loss_aggregations_on_a_hand_computed_batch(GRPO):
 
 # --- the training loop on the tiny stand-in ------------------------------------------------------
 
-@pytest.mark.points(2, function="grpo_loss")
+GRPO_STEP = dict(steps=1, prompts_per_step=2, group_size=4, lr=1e-3, max_new_tokens=16)
+
+
+@pytest.mark.points(1.5, function="grpo_update")
+def test_grpo_update_steps_once_per_iteration_on_group_advantages(student):
+    one = student.call("pa5.recipes:rl_update", "grpo", PROMPTS[:2], GRPO_STEP, log_kl=True, _timeout=600)
+    assert one["steps"] == 1, f"iterations = 1: one optimizer step, got {one['steps']}"
+    update = one["update"]
+    for key in ("loss", "clip_fraction", "entropy", "grad_norm", "kl"):
+        assert key in update and math.isfinite(update[key]), f"grpo_update returns {key} (kl only with log_kl); got {update}"
+    assert update["clip_fraction"] == 0.0, "one iteration: old log-probs = the current ones detached, ratio 1, no clipping"
+    assert update["kl"] == pytest.approx(0.0, abs=1e-5), "the first policy is the reference: KL 0"
+    assert moved(one["policy_before"], one["policy_after"]), "the policy's LoRA moved"
+    assert not one["policy_training"], "the policy is back in eval mode afterwards"
+    three = student.call("pa5.recipes:rl_update", "grpo", PROMPTS[:2], {**GRPO_STEP, "iterations": 3, "beta": 0.04},
+                         _timeout=600)
+    assert three["steps"] == 3, f"iterations = 3: three optimizer steps on the same rollout, got {three['steps']}"
+    assert "kl" not in three["update"], "kl is logged only when log_kl is set"
+    constant = student.call("pa5.recipes:rl_update", "grpo", PROMPTS[:2], GRPO_STEP, scorer="constant", _timeout=600)
+    assert constant["update"]["loss"] == 0.0, (
+        "equal rewards in every group: group_advantages gives 0 to every completion, so the loss is exactly 0")
+
+
+### BEGIN HIDDEN TESTS
+@pytest.mark.points(1, function="grpo_update")
+def test_grpo_update_follows_the_reference_update(student):
+    config = {**GRPO_STEP, "iterations": 2, "beta": 0.04}
+    expected = recipes.rl_update("grpo", PROMPTS[:2], config, log_kl=True)  # the grader's own grpo_update
+    run = student.call("pa5.recipes:rl_update", "grpo", PROMPTS[:2], config, log_kl=True, _timeout=600)
+    for key, value in expected["update"].items():
+        assert run["update"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), (
+            f"{key}: {run['update'][key]:.6f}, the reference update gives {value:.6f} - old log-probs from before the "
+            "first iteration, the reference's for beta > 0, one optimizer step per iteration")
+    for name, value in expected["policy_after"].items():
+        torch.testing.assert_close(run["policy_after"][name], value, rtol=1e-4, atol=1e-6, msg=lambda m: (
+            f"{name} differs from the reference update's\n" + m))
+### END HIDDEN TESTS
+
+
+@pytest.mark.points(2, function="grpo_update")
 def test_grpo_trains_on_groups_and_logs_zero_spread(student):
     config = dict(steps=2, prompts_per_step=2, group_size=4, lr=1e-3, max_new_tokens=16)
     run = student.call("pa5.recipes:rl_training", "grpo", PROMPTS, config, _timeout=600)

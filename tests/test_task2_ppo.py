@@ -184,9 +184,52 @@ def test_value_loss_clips_around_the_old_values(student, PPO):
         "a token whose clipped loss is the larger one gets no gradient; the others do")
 
 
-# --- the training loop on the tiny stand-in, in the worker ---------------------------------------
+# --- the learning step and the training loop on the tiny stand-in, in the worker ----------------
 
-@pytest.mark.points(2, function="policy_loss")
+PPO_STEP = dict(steps=1, prompts_per_step=4, minibatch_size=2, epochs=2, lr=1e-3, max_new_tokens=16)
+UPDATE_LOGS = ("policy_loss", "value_loss", "clip_fraction", "value_clip_fraction", "entropy", "grad_norm", "kl")
+
+
+@pytest.mark.points(2, function="ppo_update")
+def test_ppo_update_steps_epochs_times_minibatches_on_policy_and_critic(student):
+    run = student.call("pa5.recipes:rl_update", "ppo", PROMPTS[:4], PPO_STEP, _timeout=600)
+    assert run["steps"] == 4, (
+        f"2 epochs x (4 rollouts / minibatch_size 2) = 4 optimizer steps, got {run['steps']} - loop over epochs, "
+        "then over torch.randperm(N, generator=generator).split(minibatch_size), one optimizer_step per minibatch")
+    update = run["update"]
+    assert set(UPDATE_LOGS) <= set(update) and all(math.isfinite(update[k]) for k in UPDATE_LOGS), (
+        f"ppo_update returns the means of {UPDATE_LOGS[:-1]} over its minibatch updates, and kl; got {update}")
+    assert 0 <= update["clip_fraction"] <= 1 and 0 <= update["value_clip_fraction"] <= 1, "clip fractions are shares"
+    assert update["kl"] == pytest.approx(0.0, abs=1e-5), (
+        f"the first rollout's policy is the reference (LoRA starts at zero): its KL must be 0, got {update['kl']} - "
+        "are the old log-probs and the reference's computed at config.temperature on the same batch?")
+    assert moved(run["policy_before"], run["policy_after"]), "the policy's LoRA moved: the policy loss is optimised"
+    assert moved(run["critic_before"], run["critic_after"]), (
+        "the critic's LoRA moved: policy_loss + vf_coef * value_loss is what one optimizer steps on")
+    assert not run["policy_training"] and not run["critic_training"], "both models are back in eval mode afterwards"
+    torch.testing.assert_close(run["reference_logits"], recipes.base_logits(),
+                               msg=lambda m: "the reference (adapter disabled) must stay the base model\n" + m)
+
+
+### BEGIN HIDDEN TESTS
+@pytest.mark.points(2, function="ppo_update")
+def test_ppo_update_follows_the_reference_update(student):
+    expected = recipes.rl_update("ppo", PROMPTS[:4], PPO_STEP)  # the grader's own ppo_update, same rollout
+    run = student.call("pa5.recipes:rl_update", "ppo", PROMPTS[:4], PPO_STEP, _timeout=600)
+    for key in UPDATE_LOGS:
+        assert run["update"][key] == pytest.approx(expected["update"][key], rel=1e-4, abs=1e-6), (
+            f"{key}: {run['update'][key]:.6f}, the reference update gives {expected['update'][key]:.6f} - check the "
+            "order of the docstring: frozen log-probs and values, rewards, GAE, whitening, then the minibatches")
+    for side in ("policy_after", "critic_after"):
+        for name, value in expected[side].items():
+            torch.testing.assert_close(run[side][name], value, rtol=1e-4, atol=1e-6, msg=lambda m: (
+                f"{side} {name} differs from the reference update's\n" + m))
+### END HIDDEN TESTS
+
+
+# --- the training loop ----------------------------------------------------------------------------
+
+@pytest.mark.points(2, function="ppo_update")
 def test_ppo_updates_policy_and_critic_keeps_the_reference_and_reruns_identically(student):
     config = dict(steps=2, prompts_per_step=4, minibatch_size=2, epochs=2, lr=1e-3, max_new_tokens=16)
     runs = [student.call("pa5.recipes:rl_training", "ppo", PROMPTS, config, _timeout=600) for _ in range(2)]

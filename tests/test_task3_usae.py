@@ -1,6 +1,7 @@
 """Task 3: the universality metrics, the USAE's loss and training schedule, the feature hooks."""
 import dataclasses
 import math
+import random
 
 import pytest
 import torch
@@ -166,8 +167,56 @@ def test_several_usae_steps_follow_the_reference_trajectory(student):
             f"{name} after the three steps differs from the reference trajectory\n" + m))
 
 
-@pytest.mark.points(2, function="usae_loss")
-def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model(student):
+def _epoch_features() -> dict[str, torch.Tensor]:
+    """17 images: with batches of 8, two full batches and a last one of a single row (skipped)."""
+    generator = torch.Generator().manual_seed(5)
+    return {"a": torch.randn(17, 6, generator=generator), "b": torch.randn(17, 4, generator=generator)}
+
+
+EPOCH_CONFIG = dict(nb_concepts=12, top_k=3, epochs=1, batch_size=8, lr=1e-2)
+
+
+@pytest.mark.points(0.75, function="usae_epoch")
+@pytest.mark.parametrize("schedule", ["paper", "course"])
+def test_usae_epoch_steps_on_shuffled_batches_with_the_schedules_sources(student, schedule):
+    run = student.call("pa5.recipes:usae_epochs", student.build("pa5.recipes:two_model_usae", train=False),
+                       _epoch_features(), {**EPOCH_CONFIG, "schedule": schedule}, seed=3)
+    generator, picker = torch.Generator().manual_seed(3), random.Random(3)  # as train_usae makes them
+    for epoch, calls in enumerate(run["calls"], 1):
+        batches = [part.tolist() for part in torch.randperm(17, generator=generator).split(8) if len(part) >= 2]
+        assert [call["rows"] for call in calls] == batches, (
+            f"epoch {epoch}: the steps' rows {[c['rows'] for c in calls]}, expected {batches} - the rows in the order "
+            "torch.randperm(N, generator=generator) (one generator for every epoch), split into batch_size; the last "
+            "batch of one row is skipped (BatchNorm needs two)")
+        sources = [[picker.choice(["a", "b"])] for _ in batches] if schedule == "paper" else [["a", "b"]] * len(batches)
+        assert [call["sources"] for call in calls] == sources, (
+            f"epoch {epoch}: sources {[c['sources'] for c in calls]}, expected {sources} - "
+            + ("the paper's schedule: one model per step, picker.choice(usae.names)" if schedule == "paper" else
+               "the course's schedule: every model at every step"))
+        weight = 1.0 if schedule == "paper" else 1.5  # SAEConfig's default cross_weight
+        assert all(c["cross_weight"] == weight and c["max_grad_norm"] == 1.0 for c in calls), (
+            f"cross weight {weight} ({schedule}'s) and config.max_grad_norm, got {[(c['cross_weight'], c['max_grad_norm']) for c in calls]}")
+        assert len(run["losses"][epoch - 1]) == len(batches), "usae_epoch returns one loss per step"
+    assert run["training"], "usae_epoch trains in train mode (BatchNorm's batch statistics): call usae.train()"
+
+
+### BEGIN HIDDEN TESTS
+@pytest.mark.points(1, function="usae_epoch")
+def test_usae_epoch_follows_the_reference_trajectory(student):
+    config = {**EPOCH_CONFIG, "schedule": "course"}
+    expected = recipes.usae_epochs(recipes.two_model_usae(train=False), _epoch_features(), config, seed=3)
+    run = student.call("pa5.recipes:usae_epochs", student.build("pa5.recipes:two_model_usae", train=False),
+                       _epoch_features(), config, seed=3)
+    assert sum(run["losses"], []) == pytest.approx(sum(expected["losses"], []), rel=1e-5), (
+        f"the epochs' losses {run['losses']} differ from the reference's {expected['losses']}")
+    for name, value in expected["after"].items():
+        torch.testing.assert_close(run["after"][name], value, rtol=1e-5, atol=1e-6, msg=lambda m: (
+            f"{name} after two epochs differs from the reference trajectory\n" + m))
+### END HIDDEN TESTS
+
+
+@pytest.mark.points(1.5, function="usae_loss")
+def test_usae_loss_sums_every_models_reconstruction_from_one_models_codes(student):
     batch = _batch()
     reference = recipes.two_model_usae()
     _, codes = reference.encode("a", batch["a"])
@@ -177,6 +226,11 @@ def test_one_usae_step_computes_the_summed_loss_and_moves_only_the_chosen_model(
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6), (
         f"sum over every model of its own MSE from the shared codes: expected {expected.item():.6f}, got {loss.item():.6f}")
     assert (codes > 0).sum(-1).max() <= 3, "TopK keeps at most k concepts"
+
+
+@pytest.mark.points(1, function="usae_epoch")
+def test_the_papers_schedule_moves_one_model_per_step_the_courses_every_model(student):
+    batch = _batch()
     config = dict(nb_concepts=12, top_k=3, epochs=1, batch_size=16, lr=1e-2)
     run = student.call("pa5.recipes:usae_schedules", student.build("pa5.recipes:two_model_usae"), batch, config,
                        seed=3, monitor_rows=16)

@@ -51,14 +51,16 @@ COURSE: dict[str, list[Exercise]] = {
         Exercise("selective_logps", 2, 4, 30), Exercise("token_logps", 3, 5, 60), Exercise("token_kl", 2, 3, 30),
         Exercise("dpo_loss", 2, 5, 45), Exercise("kl_estimate", 2, 4, 30), Exercise("token_rewards", 2, 4, 30),
         Exercise("compute_gae", 3, 5, 60), Exercise("masked_whiten", 2, 3, 20), Exercise("policy_loss", 3, 5, 45),
-        Exercise("value_loss", 2, 4, 30), Exercise("group_advantages", 2, 4, 30), Exercise("grpo_loss", 4, 5, 90),
+        Exercise("value_loss", 2, 4, 30), Exercise("ppo_update", 4, 5, 120), Exercise("group_advantages", 2, 4, 30),
+        Exercise("grpo_loss", 4, 5, 90), Exercise("grpo_update", 3, 5, 60),
         Exercise("best_of_n_weights", 3, 3, 45), Exercise("calibration", 2, 3, 30), Exercise(NOTEBOOK, 1, 5, 90),
     ],
     "task3": [
-        Exercise("usae_loss", 2, 5, 45), Exercise("usae_step", 2, 5, 45), Exercise("firing_counts", 1, 3, 15),
+        Exercise("usae_loss", 2, 5, 45), Exercise("usae_step", 2, 5, 45), Exercise("usae_epoch", 3, 5, 60),
+        Exercise("firing_counts", 1, 3, 15),
         Exercise("firing_entropy", 2, 5, 30), Exercise("cofire_proportion", 3, 4, 45), Exercise("r2_global_mean", 1, 3, 15),
         Exercise("r2_variance_weighted", 2, 3, 20), Exercise("concept_energy", 2, 3, 30),
-        Exercise("concept_objective.objective", 3, 4, 45), Exercise("maximise", 3, 4, 60), Exercise(NOTEBOOK, 1, 5, 60),
+        Exercise("concept_objective.objective", 3, 4, 45), Exercise("maximise", 3, 4, 75), Exercise(NOTEBOOK, 1, 5, 60),
     ],
 }
 
