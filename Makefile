@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PA5_PROFILE ?= auto
 export PA5_PROFILE
 
-.PHONY: setup run test rehearse grade release submit gradescope clean
+.PHONY: setup run test rehearse grade release solutions submit gradescope clean
 
 setup: $(VENV)/.pa5-installed
 
@@ -46,6 +46,11 @@ grade: setup
 ## test fails on it; the build fails naming any test that passes on the stubs.
 release: setup
 	$(PY) tools/release.py check
+
+## make solutions: dist/solutions, the student release with the solution blocks kept (hidden tests and the
+## answer key still out) - to publish after the deadline.
+solutions: setup
+	$(PY) tools/release.py build --solutions
 
 ## make submit: submission.zip - the graded files, the notebooks (written answers) and runs/<task>/'s
 ## executed notebooks, figures and metrics.json; prints what it holds and what is missing.

@@ -64,6 +64,21 @@ def test_a_handout_command_selects_exactly_its_functions_tests(rows):
     assert got == expected, f"-k grades_beam_search selects {len(got)} tests, beam_search has {len(expected)}"
 
 
+def test_each_graded_function_has_one_your_turn_cell_and_the_cells_are_current():
+    for task in TASKS:
+        notebook = json.loads((REPO / task / f"{task}.ipynb").read_text())
+        named = [name for _, names in course.YOUR_TURN[task] for name in names]
+        assert sorted(named) == sorted(course.files_of(task)), (
+            f"{task}: every graded function is named in exactly one 'your turn' cell (tools/course.py's YOUR_TURN)")
+        before = [(c.get("metadata", {}), "".join(c["source"])) for c in notebook["cells"]]
+        after = [(c.get("metadata", {}), "".join(c["source"])) for c in course.render_notebook(notebook, task)["cells"]]
+        assert after == before, f"{task}/{task}.ipynb's 'your turn' cells are stale: run python tools/course.py"
+        for heading, names in course.YOUR_TURN[task]:
+            text = course.your_turn(task, names)
+            assert all(f"<summary>Hint: <code>{name}</code></summary>" in text and course.check_command(task, name) in text
+                       for name in names), "each function: its check command and a collapsed hint"
+
+
 def test_each_notebook_has_8_to_12_written_questions_matching_the_answer_key():
     for task in TASKS:
         asked = answers.questions(REPO / task / f"{task}.ipynb")
@@ -97,6 +112,17 @@ def test_the_release_leaves_out_the_key_and_ships_handouts_and_empty_answer_cell
         assert course.handout(dest, task).is_file(), f"the release ships {task}/HANDOUT.md"
         assert [q["answer"] for q in answers.questions(dest / task / f"{task}.ipynb")] == [""] * len(
             answers.questions(REPO / task / f"{task}.ipynb")), f"{task}: every answer cell ships empty"
+
+
+def test_the_solutions_build_keeps_the_solutions_and_still_leaves_out_hidden_tests_and_the_key(tmp_path):
+    summary = release.build(REPO, tmp_path / "solutions", solutions=True)
+    assert summary["stubbed"] == 0
+    for rel in release.GRADED:
+        assert (tmp_path / "solutions" / rel).read_text() == (REPO / rel).read_text(), f"{rel} ships with its solutions"
+    assert not (tmp_path / "solutions" / "instructors").exists(), "the answer key stays out"
+    shipped = (tmp_path / "solutions" / "tests" / "test_task2_ppo.py").read_text()
+    assert release.HIDDEN_TESTS[0] not in shipped and "test_ppo_update_follows_the_reference_update" not in shipped, \
+        "hidden tests stay out (they grade the next cohort too)"
 
 
 def test_release_problems_name_a_leaked_key_and_a_filled_answer(tmp_path):

@@ -149,6 +149,7 @@ def test_usae_step_returns_the_summed_loss_and_steps_only_the_sources(student):
         student.call("pa5.recipes:usae_sgd_step", usae, batch, ["c"])
 
 
+### BEGIN HIDDEN TESTS
 @pytest.mark.points(1, function="usae_step")
 def test_several_usae_steps_follow_the_reference_trajectory(student):
     """Three steps with one momentum optimiser, sources a, then b, then both: a gradient left from an
@@ -165,6 +166,7 @@ def test_several_usae_steps_follow_the_reference_trajectory(student):
     for name, value in expected["after"].items():
         torch.testing.assert_close(run["after"][name], value, rtol=1e-5, atol=1e-6, msg=lambda m: (
             f"{name} after the three steps differs from the reference trajectory\n" + m))
+### END HIDDEN TESTS
 
 
 def _epoch_features() -> dict[str, torch.Tensor]:

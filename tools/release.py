@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # pa5.worker
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # classroom
 DEFAULT_DEST = REPO_ROOT / "dist" / "student"
+SOLUTIONS_DEST = REPO_ROOT / "dist" / "solutions"  # build --solutions: the release with its solutions, after the deadline
 CLASSROOM_WORKFLOW = ".github/workflows/classroom.yml"  # written into the release by check (tools/classroom.py)
 RELEASE_STAMP = ".student-release"  # in a release's root: this checkout is a handout, not the solutions
 
@@ -250,8 +251,12 @@ def audit(root: Path, files: list[str], graded: dict[str, list[str]] = GRADED) -
     return found
 
 
-def build(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, graded: dict[str, list[str]] = GRADED) -> dict:
-    """Write the student release of ``root`` to ``dest`` (replaced). Returns a summary."""
+def build(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, graded: dict[str, list[str]] = GRADED,
+          solutions: bool = False) -> dict:
+    """Write the student release of ``root`` to ``dest`` (replaced). Returns a summary.
+
+    ``solutions``: the solutions build an instructor publishes after the deadline - the same release
+    with the solution blocks kept (hidden tests and the instructors' key still left out)."""
     if (root / RELEASE_STAMP).exists():
         raise ValueError(f"{root} is itself a student release; build from the instructors' repository")
     files = repository_files(root)
@@ -267,7 +272,7 @@ def build(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, graded: dict[str, l
     for rel in files:
         source, target = root / rel, dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if rel in graded:
+        if rel in graded and not solutions:
             target.write_text(stub_solutions(source.read_text(), rel))
         elif rel.startswith("tests/") and rel.endswith(".py"):
             text = source.read_text()
@@ -278,7 +283,8 @@ def build(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, graded: dict[str, l
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
     (dest / RELEASE_STAMP).write_text(f"built by tools/release.py from commit {commit.strip() or 'unknown'}\n")
     shown = dest.relative_to(root) if dest.is_relative_to(root) else dest
-    return {"dest": str(shown), "files": len(files), "stubbed": sum(map(len, graded.values())), "hidden_regions": hidden}
+    return {"dest": str(shown), "files": len(files), "stubbed": 0 if solutions else sum(map(len, graded.values())),
+            "hidden_regions": hidden}
 
 
 # --------------------------------------------------------------------------- grading
@@ -441,7 +447,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     build_parser = commands.add_parser("build", help="write the student release")
-    build_parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
+    build_parser.add_argument("--dest", type=Path, help=f"default: {DEFAULT_DEST} ({SOLUTIONS_DEST} with --solutions)")
+    build_parser.add_argument("--solutions", action="store_true",
+                              help="keep the solutions: the build to publish after the deadline")
     check_parser = commands.add_parser("check", help="build, then require every graded test to fail on the stubs")
     check_parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
     check_parser.add_argument("--solutions", type=Path, help="grades.json of the solutions' test run")
@@ -451,7 +459,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "build":
-        print(json.dumps(build(REPO_ROOT, args.dest.resolve()), indent=2))
+        dest = args.dest or (SOLUTIONS_DEST if args.solutions else DEFAULT_DEST)
+        print(json.dumps(build(REPO_ROOT, dest.resolve(), solutions=args.solutions), indent=2))
         return 0
     if args.command == "grade":
         checkout = args.checkout.resolve()
