@@ -455,10 +455,14 @@ def test_a_syntax_error_in_one_graded_file_costs_only_the_tests_that_need_it(tmp
     expected = {row["nodeid"]: row["points"] for row in collected}
     grades = release.grade(student, tmp_path / "grades.json", REPO, expected, quiet=False)
     failed = {row["nodeid"].split("::")[1] for row in grades["tests"] if not row["passed"]}
-    # kl_estimate is policy's own; token_rewards calls it; the training loops run policy's log-probs
+    # kl_estimate is policy's own; token_rewards calls it; the updates and training loops run policy's log-probs
     assert failed == {"test_kl_estimate_k1_and_k3_by_hand", "test_token_rewards_put_the_score_on_the_last_completion_token",
                       "test_ppo_updates_policy_and_critic_keeps_the_reference_and_reruns_identically",
-                      "test_grpo_trains_on_groups_and_logs_zero_spread"}, failed
+                      "test_grpo_trains_on_groups_and_logs_zero_spread",
+                      "test_ppo_update_steps_epochs_times_minibatches_on_policy_and_critic",
+                      "test_ppo_update_follows_the_reference_update",
+                      "test_grpo_update_steps_once_per_iteration_on_group_advantages",
+                      "test_grpo_update_follows_the_reference_update"}, failed
     report = capsys.readouterr().out
     for name in failed:  # each failure's own report section names the broken file
         section = re.search(rf"_ {name} _.*?(?=\n_{{3,}} |\Z)", report, re.S)

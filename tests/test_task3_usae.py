@@ -197,7 +197,8 @@ def test_usae_epoch_steps_on_shuffled_batches_with_the_schedules_sources(student
                "the course's schedule: every model at every step"))
         weight = 1.0 if schedule == "paper" else 1.5  # SAEConfig's default cross_weight
         assert all(c["cross_weight"] == weight and c["max_grad_norm"] == 1.0 for c in calls), (
-            f"cross weight {weight} ({schedule}'s) and config.max_grad_norm, got {[(c['cross_weight'], c['max_grad_norm']) for c in calls]}")
+            f"cross weight {weight} ({schedule}'s) and config.max_grad_norm, got "
+            f"{[(c['cross_weight'], c['max_grad_norm']) for c in calls]}")
         assert len(run["losses"][epoch - 1]) == len(batches), "usae_epoch returns one loss per step"
     assert run["training"], "usae_epoch trains in train mode (BatchNorm's batch statistics): call usae.train()"
 

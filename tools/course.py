@@ -354,7 +354,7 @@ def your_turn(task: str, functions: list[str]) -> str:
     each, the command that checks it, and a collapsed hint per function."""
     files = files_of(task)
     lines = ["**Your turn.** This section runs functions you write (in the student release; the points and time of each "
-             f"are in [`HANDOUT.md`](HANDOUT.md)). Write them, check each with its command (from the repository's root "
+             "are in [`HANDOUT.md`](HANDOUT.md)). Write them, check each with its command (from the repository's root "
              "folder), then run the cells below.", ""]
     lines += [f"- `{name}` in `{files[name]}`: {check_command(task, name)}" for name in functions]
     for name in functions:
