@@ -24,7 +24,7 @@ run: setup
 ## make test: unit tests, then every notebook in the tiny profile; prints the grade table. Then the
 ## release integrity check: every graded test must have passed here and must fail on the student release.
 test: setup
-	$(PY) -m pytest --grades-json=runs/test-grades.json
+	$(PY) -m pytest --grades-json=runs/test-grades.json --durations=15
 	$(PY) tools/release.py check --solutions runs/test-grades.json
 
 ## make rehearse: the full profile offline on this CPU - fake assets in the real formats (pa5.fake_assets),
