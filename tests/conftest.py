@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 import signal
 from collections import defaultdict
@@ -188,17 +189,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("grade table")
     width = max(len(r["nodeid"]) for r in rows)
     for group, group_rows in _rows_by_group(rows).items():
-        earned = sum(r["points"] for r in group_rows if r["passed"])
-        possible = sum(r["points"] for r in group_rows)
+        earned, possible = _points(group_rows, passed=True), _points(group_rows)
         levels = [(level, [r for r in group_rows if r.get("level") == level]) for level in LEVELS]
-        by_level = ", ".join(f"{level} {sum(r['points'] for r in rs if r['passed']):g} / {sum(r['points'] for r in rs):g}"
-                             for level, rs in levels if rs)
+        by_level = ", ".join(f"{level} {_points(rs, passed=True):g} / {_points(rs):g}" for level, rs in levels if rs)
         write(f"{group}: {earned:g} / {possible:g}" + (f" ({by_level})" if any(rs for _, rs in levels[1:]) else ""))
         for r in group_rows:
             write(f"  {'PASS' if r['passed'] else 'FAIL'}  {r['nodeid']:<{width}}  "
                   f"{r['points'] if r['passed'] else 0:g} / {r['points']:g}")
-    earned = sum(r["points"] for r in rows if r["passed"])
-    write(f"TOTAL: {earned:g} / {sum(r['points'] for r in rows):g}", bold=True)
+    write(f"TOTAL: {_points(rows, passed=True):g} / {_points(rows):g}", bold=True)
+
+
+def _points(rows: list[dict], passed: bool = False) -> float:
+    """The points of ``rows`` (only the passed ones if ``passed``), rounded: 0.4-point cases must not sum
+    to 119.50000000000003 in grades.json."""
+    return round(math.fsum(r["points"] for r in rows if r["passed"] or not passed), 6)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -207,8 +211,8 @@ def pytest_sessionfinish(session, exitstatus):
         return
     rows = list(_grades.values())
     grades = {
-        "earned": sum(r["points"] for r in rows if r["passed"]),
-        "possible": sum(r["points"] for r in rows),
+        "earned": _points(rows, passed=True),
+        "possible": _points(rows),
         "tests": rows,
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -340,6 +340,14 @@ def test_solution_blocks_outside_the_task_modules_are_refused(tmp_path):
             release.audit(root, [rel], graded={})
 
 
+def test_point_totals_carry_no_float_noise():
+    # ten 0.1-point cases sum to 0.9999999999999999 with sum(): grades.json and results.json must say 1
+    rows = [{"nodeid": f"t{i}", "points": 0.1, "passed": True} for i in range(10)] + \
+        [{"nodeid": "t10", "points": 0.4, "passed": False}]
+    assert release.total_points(rows, passed=True) == 1.0, "totals should use math.fsum and round"
+    assert release.total_points(rows) == 1.4
+
+
 def test_grade_uses_only_the_students_graded_files_and_counts_what_did_not_run(tmp_path):
     root = _graded_repository(tmp_path)
     release.build(root, tmp_path / "student", SAMPLE_GRADED)

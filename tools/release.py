@@ -16,6 +16,7 @@ import argparse
 import ast
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -346,6 +347,12 @@ def _worker_folder(root: Path, checkout: Path, dest: Path, graded_functions: dic
         shutil.copy2((checkout if rel in graded_functions else root) / rel, dest / rel)
 
 
+def total_points(rows: list[dict], passed: bool = False) -> float:
+    """The points of grade rows (only the passed ones if ``passed``), rounded so that 0.4-point cases
+    do not sum to 119.50000000000003 in grades.json and Gradescope's results.json."""
+    return round(math.fsum(r["points"] for r in rows if r["passed"] or not passed), 6)
+
+
 def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str, float] | None = None,
           quiet: bool = True, graded_functions: dict[str, list[str]] = GRADED, call_timeout: float = CALL_TIMEOUT_S,
           test_timeout: float = TEST_TIMEOUT_S, run_timeout: float = RUN_TIMEOUT_S, junit: Path | None = None) -> dict:
@@ -394,8 +401,7 @@ def grade(checkout: Path, out: Path, root: Path = REPO_ROOT, expected: dict[str,
                            f"summary {run['passed_reported']}: refusing a grade the runner does not confirm")
     passed = ran_passed & set(expected)
     rows = [{"nodeid": nodeid, "points": points, "passed": nodeid in passed} for nodeid, points in expected.items()]
-    grades = {"earned": sum(r["points"] for r in rows if r["passed"]), "possible": sum(r["points"] for r in rows),
-              "tests": rows}
+    grades = {"earned": total_points(rows, passed=True), "possible": total_points(rows), "tests": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(grades, indent=2))
     return grades
@@ -435,8 +441,8 @@ def check(root: Path = REPO_ROOT, dest: Path = DEFAULT_DEST, solutions: Path | N
         hidden_rows = grade(dest, dest.parent / "hidden-grades.json", root, hidden,
                             graded_functions=graded_functions)["tests"]
         rows += hidden_rows
-        print(f"hidden tests on the stubs: {sum(r['points'] for r in hidden_rows if r['passed']):g} / "
-              f"{sum(r['points'] for r in hidden_rows):g} points on {len(hidden_rows)} graded tests", flush=True)
+        print(f"hidden tests on the stubs: {total_points(hidden_rows, passed=True):g} / "
+              f"{total_points(hidden_rows):g} points on {len(hidden_rows)} graded tests", flush=True)
     problems += [f"passes on the stubs: {row['nodeid']}" for row in rows if row["passed"]]
     problems += [f"graded on the solutions, never run on the stubs: {n}"
                  for n in sorted(set(graded) - {row['nodeid'] for row in rows})]
