@@ -8,14 +8,22 @@ A graded test earns its points only if its setup, call and teardown all pass; on
 collected but never runs to the end counts as failed. The table groups
 tests by the task in their file name (``tests/test_task1_*.py`` -> task1; ``test_notebooks.py`` ->
 notebooks; everything else -> pa5).
+
+A test that loads one of the tiny profile's stand-ins (itself, through a recipe in the worker, or in a
+notebook's kernel) asks for its session fixture - ``smollm2_standin``, ``mini_orca_standin``,
+``cifar100_standin``, ``imagenet_standin``: each is built (or verified in the cache) once per run, in the
+order the tests need them, during a test's set-up - outside every time limit - and the run ends with
+each one's build time, so a slow run says where its time went.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
 import math
+import os
 import re
 import signal
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -90,6 +98,41 @@ def pytest_collection_finish(session):
         if properties.get("points") is not None:
             _grades[item.nodeid] = {"nodeid": item.nodeid, "points": properties["points"],
                                     "function": properties["function"], "level": properties["level"], "passed": False}
+
+
+_standin_builds: dict[str, dict] = {}  # stand-in name -> {"seconds", "cached", "for": the test that first needed it}
+
+
+def _standin(name: str) -> Path:
+    """Stand-in ``name``'s folder, built now if it is not cached; the time it took is recorded."""
+    from pa5 import standins
+
+    cached = standins.is_cached(name)
+    started = time.perf_counter()
+    folder = standins.get(name)
+    _standin_builds[name] = {"seconds": time.perf_counter() - started, "cached": cached,
+                             "for": os.environ.get("PYTEST_CURRENT_TEST", "?").removesuffix(" (setup)")}
+    return folder
+
+
+@pytest.fixture(scope="session")
+def smollm2_standin() -> Path:
+    return _standin("smollm2")
+
+
+@pytest.fixture(scope="session")
+def mini_orca_standin() -> Path:
+    return _standin("mini_orca")
+
+
+@pytest.fixture(scope="session")
+def cifar100_standin() -> Path:
+    return _standin("cifar100")
+
+
+@pytest.fixture(scope="session")
+def imagenet_standin() -> Path:
+    return _standin("imagenet")
 
 
 @pytest.fixture(scope="session")
@@ -182,6 +225,7 @@ def _rows_by_group(rows):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    _report_standin_builds(terminalreporter)
     rows = list(_grades.values())
     if not rows or config.option.collectonly:
         return
@@ -197,6 +241,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             write(f"  {'PASS' if r['passed'] else 'FAIL'}  {r['nodeid']:<{width}}  "
                   f"{r['points'] if r['passed'] else 0:g} / {r['points']:g}")
     write(f"TOTAL: {_points(rows, passed=True):g} / {_points(rows):g}", bold=True)
+
+
+def _report_standin_builds(terminalreporter):
+    if not _standin_builds:
+        return
+    from pa5.standins import standin_seed
+
+    terminalreporter.section(f"stand-ins (PA5_STANDIN_SEED={standin_seed()})")
+    for name, build in _standin_builds.items():
+        how = "cached, verified" if build["cached"] else "built"
+        terminalreporter.write_line(f"  {name:<10} {how} in {build['seconds']:.1f} s, before {build['for']}")
 
 
 def _points(rows: list[dict], passed: bool = False) -> float:

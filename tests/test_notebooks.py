@@ -26,9 +26,20 @@ REQUIRED_METRICS = {
 }
 
 
+# The stand-ins each tiny notebook loads, built before its kernel starts (tests/conftest.py).
+STANDINS = {"task1": ("smollm2", "mini_orca"), "task2": ("smollm2", "mini_orca"), "task3": ("cifar100", "imagenet")}
+
+
+@pytest.fixture
+def standins_of_the_task(task, request):
+    for name in STANDINS[task]:
+        request.getfixturevalue(f"{name}_standin")
+
+
 @pytest.mark.notebook
 @pytest.mark.points(2, function="notebook")
 @pytest.mark.parametrize("task", TASKS)
+@pytest.mark.usefixtures("standins_of_the_task")
 def test_notebook_runs_in_tiny_profile(task, tmp_path, monkeypatch, request):
     """The student's notebook run: its kernel imports the student's checkout (isolated when grading,
     like the worker: tests/conftest.py's --student / --isolate-student / --site-packages)."""

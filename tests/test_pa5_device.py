@@ -85,7 +85,7 @@ def test_audit_catches_an_unplaced_model_a_wrong_device_and_a_half_precision_par
 
 
 @pytest.fixture(scope="module")
-def bf16_checkpoint(tmp_path_factory):
+def bf16_checkpoint(tmp_path_factory, smollm2_standin):
     """A tiny Llama saved in bfloat16 - as SmolLM2 is on the hub (its config says torch_dtype bfloat16)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 

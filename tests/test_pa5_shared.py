@@ -75,6 +75,7 @@ def test_left_pad_and_generate_positions():
     assert llm.position_ids(right)[0, :2].tolist() == [0, 1]
 
 
+@pytest.mark.usefixtures("smollm2_standin")
 def test_encoded_prompts_are_the_tokenizers_own_left_padding():
     from transformers import AutoTokenizer
 

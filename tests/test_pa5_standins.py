@@ -30,7 +30,7 @@ def small_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_smollm2():
+def tiny_smollm2(smollm2_standin):
     """The real tiny-profile stand-in (built once and cached; the notebooks use the same one)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -258,8 +258,8 @@ def test_trained_lm_beats_random_init_on_held_out_loss(tiny_smollm2):
     assert trained < 0.5 * random_init, f"held-out loss {trained:.2f} vs random init {random_init:.2f}"
 
 
-def test_base_policy_has_room_to_improve():
-    report = standins.report(standins.get("smollm2"))
+def test_base_policy_has_room_to_improve(smollm2_standin):
+    report = standins.report(smollm2_standin)
     assert report["ended_with_im_end"] >= 0.9, "greedy answers should end with <|im_end|>"
     assert 0.3 <= report["gold_success"] <= 0.6, report["gold_by_family"]
 
@@ -344,12 +344,11 @@ def test_standin_seed_makes_another_standin(monkeypatch, tmp_path):
         standins.cache_key(standins.STANDINS["cifar100"], config.__class__(seed=2))
 
 
-def test_real_standin_backbones_know_shapes_on_fresh_images():
+def test_real_standin_backbones_know_shapes_on_fresh_images(imagenet_standin):
     """The tiny profile's pretrained networks (built once and cached; the task 3 notebook uses them)
     recognise the shape of images drawn from yet another stream, well above chance (0.1)."""
     import torch
 
-    weights = standins.get("imagenet")
     images, labels = backbones.pretraining_set(400, np.random.default_rng([0, 7]))
     for name in backbones.MODELS:
         model = getattr(torchvision.models, name)(weights=None)
@@ -358,4 +357,4 @@ def test_real_standin_backbones_know_shapes_on_fresh_images():
             predicted = backbones.factor_predictions(model.eval()(images))
         accuracy = {k: (predicted[k] == labels[k]).float().mean().item() for k in backbones.LABEL_FACTORS}
         # shape is what pretraining is for; MobileNetV3 weighs colour and texture 0.1 (backbones.py)
-        assert accuracy["shape"] > 0.6 and min(accuracy.values()) > 0.3, f"{name} ({weights.name}): {accuracy}"
+        assert accuracy["shape"] > 0.6 and min(accuracy.values()) > 0.3, f"{name} ({imagenet_standin.name}): {accuracy}"

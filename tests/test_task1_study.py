@@ -29,6 +29,7 @@ def test_a_deterministic_setting_has_no_diversity_across_samples():
     assert sampled["distinct_2"] == 1.0 and sampled["self_bleu"] is not None
 
 
+@pytest.mark.usefixtures("mini_orca_standin")
 def test_tiny_study_prompts_add_stories_the_model_has_read_about():
     config = task_profile("task1", "tiny")
     questions = study.study_prompts(config)

@@ -15,7 +15,7 @@ ROWS = [
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
+def tokenizer(smollm2_standin):
     from transformers import AutoTokenizer
 
     from pa5 import hub
@@ -95,6 +95,7 @@ def test_batches_are_seeded_epochs_without_replacement():
             data.batch_indices(10, **{"batch_size": 3, "steps": 2, "seed": 0, **kwargs})
 
 
+@pytest.mark.usefixtures("mini_orca_standin")
 def test_load_pairs_tiny_and_a_deterministic_split_when_the_dataset_has_no_test(monkeypatch):
     config = task_profile("task2", "tiny")
     pairs = data.load_pairs(config)

@@ -14,7 +14,7 @@ MODEL = "standin:smollm2"
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
+def tokenizer(smollm2_standin):
     from transformers import AutoTokenizer
 
     from pa5 import hub
@@ -22,7 +22,7 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def test_rows():
+def test_rows(mini_orca_standin):
     from pa5 import task_profile
     return data.load_pairs(task_profile("task2", "tiny"))["test"]
 

@@ -17,7 +17,7 @@ MODEL = "standin:smollm2"
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
+def tokenizer(smollm2_standin):
     from transformers import AutoTokenizer
 
     from pa5 import hub
@@ -25,7 +25,7 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def pairs(tokenizer):
+def pairs(tokenizer, mini_orca_standin):
     return data.encode_pairs(tokenizer, data.load_pairs(_tiny())["train"][:8], max_length=128)
 
 

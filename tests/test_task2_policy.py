@@ -9,7 +9,7 @@ from tests.task2_common import MODEL, PROMPTS, length_scorer, load_tokenizer
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
+def tokenizer(smollm2_standin):
     return load_tokenizer()
 
 
@@ -19,17 +19,24 @@ def _rl_config(max_new_tokens: int, missing_eos_penalty: float = 1.0) -> GRPOCon
 
 
 def test_rollout_penalises_a_completion_that_never_ends(tokenizer):
+    """Per completion, whatever the weights sampled: ended iff its last token is <|im_end|>, and the
+    score is the reward minus the penalty if it did not end."""
+    from task2.data import end_of_turn_id
     from task2.rollout import sample_rollout
 
-    model = policy.load_policy(MODEL)
-    cut = sample_rollout(model, tokenizer, PROMPTS, length_scorer, samples=2, config=_rl_config(1, 1.5), seed=0)
-    assert len(cut.responses) == 8 and cut.batch["loss_mask"].sum(-1).eq(1).all()
-    assert not cut.ended.any(), "one token is never a whole answer here: nothing ended"
-    torch.testing.assert_close(cut.score, cut.rm_reward - 1.5, msg=lambda m: (
-        "a completion without <|im_end|> gets missing_eos_penalty subtracted from its score\n" + m))
-    full = sample_rollout(model, tokenizer, PROMPTS, length_scorer, samples=2, config=_rl_config(48, 1.5), seed=0)
-    assert full.ended.all() and torch.equal(full.score, full.rm_reward)
-    assert full.prompts[0] == full.prompts[1] == PROMPTS[0], "samples of one prompt are consecutive rows"
+    model, end = policy.load_policy(MODEL), end_of_turn_id(tokenizer)
+    rollouts = {n: sample_rollout(model, tokenizer, PROMPTS, length_scorer, samples=2, config=_rl_config(n, 1.5), seed=0)
+                for n in (1, 48)}
+    for max_new_tokens, rollout in rollouts.items():
+        assert len(rollout.responses) == 8 and all(1 <= len(c) <= max_new_tokens for c in rollout.completions)
+        ended = torch.tensor([c[-1] == end for c in rollout.completions])
+        assert torch.equal(rollout.ended, ended), "a completion has ended exactly when its last token is <|im_end|>"
+        torch.testing.assert_close(rollout.score, rollout.rm_reward - 1.5 * (~ended).float(), msg=lambda m: (
+            "a completion without <|im_end|> gets missing_eos_penalty subtracted from its score, an ended one does not\n"
+            + m))
+    # both cases occur: one token is rarely a whole answer, and the stand-in learned to end its answers
+    assert not rollouts[1].ended.all() and rollouts[48].ended.any()
+    assert rollouts[48].prompts[0] == rollouts[48].prompts[1] == PROMPTS[0], "samples of one prompt are consecutive rows"
     with pytest.raises(ValueError, match="missing_eos_penalty"):
         _rl_config(4, -1.0)
 

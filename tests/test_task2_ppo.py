@@ -191,6 +191,7 @@ UPDATE_LOGS = ("policy_loss", "value_loss", "clip_fraction", "value_clip_fractio
 
 
 @pytest.mark.points(2, function="ppo_update")
+@pytest.mark.usefixtures("smollm2_standin")
 def test_ppo_update_steps_epochs_times_minibatches_on_policy_and_critic(student):
     run = student.call("pa5.recipes:rl_update", "ppo", PROMPTS[:4], PPO_STEP, _timeout=600)
     assert run["steps"] == 4, (
@@ -213,6 +214,7 @@ def test_ppo_update_steps_epochs_times_minibatches_on_policy_and_critic(student)
 
 ### BEGIN HIDDEN TESTS
 @pytest.mark.points(2, function="ppo_update")
+@pytest.mark.usefixtures("smollm2_standin")
 def test_ppo_update_follows_the_reference_update(student):
     expected = recipes.rl_update("ppo", PROMPTS[:4], PPO_STEP)  # the grader's own ppo_update, same rollout
     run = student.call("pa5.recipes:rl_update", "ppo", PROMPTS[:4], PPO_STEP, _timeout=600)
@@ -230,6 +232,7 @@ def test_ppo_update_follows_the_reference_update(student):
 # --- the training loop ----------------------------------------------------------------------------
 
 @pytest.mark.points(2, function="ppo_update")
+@pytest.mark.usefixtures("smollm2_standin")
 def test_ppo_updates_policy_and_critic_keeps_the_reference_and_reruns_identically(student):
     config = dict(steps=2, prompts_per_step=4, minibatch_size=2, epochs=2, lr=1e-3, max_new_tokens=16)
     runs = [student.call("pa5.recipes:rl_training", "ppo", PROMPTS, config, _timeout=600) for _ in range(2)]

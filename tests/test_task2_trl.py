@@ -17,7 +17,7 @@ CPU = dict(use_cpu=True, bf16=False, report_to="none", gradient_checkpointing=Fa
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
+def tokenizer(smollm2_standin):
     from transformers import AutoTokenizer
 
     from pa5 import hub
@@ -25,7 +25,7 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def rows():
+def rows(mini_orca_standin):
     from pa5 import task_profile
     return data.load_pairs(task_profile("task2", "tiny"))["train"][:4]
 

@@ -105,6 +105,7 @@ def test_top_images_and_purity_on_a_hand_made_case():
         V.top_images(codes, 2)
 
 
+@pytest.mark.usefixtures("cifar100_standin")
 def test_coarse_labels_are_read_from_the_split_file():
     from pa5 import task_profile
     from task3 import data

@@ -138,27 +138,37 @@ def _locked(lock_path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def get(name: str, config=None, root: Path | None = None) -> Path:
-    """The folder of stand-in ``name`` (``smollm2`` | ``mini_orca`` | ``cifar100`` | ``imagenet``), built if
-    needed; ``config`` None: the default recipe with ``PA5_STANDIN_SEED``."""
+def _recipe(name: str, config, root: Path | None) -> tuple[Standin, object, Path]:
+    """(the stand-in, its build config, its cache folder) for ``name`` with or without ``standin:``."""
     name = name.removeprefix(STANDIN_PREFIX)
     if name not in STANDINS:
         raise ValueError(f"stand-in {name!r} is unknown; allowed: {', '.join(STANDINS)}")
     standin = STANDINS[name]
     config = config if config is not None else dataclasses.replace(standin.config, seed=standin_seed())
     root = Path(root) if root is not None else standins_root()
-    folder = root / f"{name}-{cache_key(standin, config)}"
+    return standin, config, root / f"{name}-{cache_key(standin, config)}"
+
+
+def is_cached(name: str, config=None, root: Path | None = None) -> bool:
+    """Whether ``get`` would load stand-in ``name`` from the cache rather than build it."""
+    return is_complete(_recipe(name, config, root)[2])
+
+
+def get(name: str, config=None, root: Path | None = None) -> Path:
+    """The folder of stand-in ``name`` (``smollm2`` | ``mini_orca`` | ``cifar100`` | ``imagenet``), built if
+    needed; ``config`` None: the default recipe with ``PA5_STANDIN_SEED``."""
+    standin, config, folder = _recipe(name, config, root)
     with _locked(folder.with_suffix(".lock")):
         if is_complete(folder):
             return folder
         shutil.rmtree(folder, ignore_errors=True)  # partial or corrupted: rebuild from scratch
-        for leftover in root.glob(f".{folder.name}.building-*"):  # interrupted builds (we hold the lock)
+        for leftover in folder.parent.glob(f".{folder.name}.building-*"):  # interrupted builds (we hold the lock)
             shutil.rmtree(leftover, ignore_errors=True)
         staging = folder.with_name(f".{folder.name}.building-{os.getpid()}")
         staging.mkdir(parents=True)
         report = standin.build(staging, config)
         files = {n: _sha256(staging / n) for n in _files(staging)}
-        manifest = {"name": name, "config": dataclasses.asdict(config), "report": report, "files": files}
+        manifest = {"name": standin.name, "config": dataclasses.asdict(config), "report": report, "files": files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         staging.rename(folder)
     return folder
