@@ -1,11 +1,18 @@
-"""Time loading the cached stand-ins through pa5.hub, the path the notebooks use.
+"""Time loading the cached stand-ins through pa5.hub, the path the notebooks use; or, with ``--seeds``,
+what each stand-in seed's build took and learned.
 
-    python bench/standins.py            # builds first if the cache is cold (then times a warm load)
+    python bench/standins.py                 # builds first if the cache is cold (then times a warm load)
+    python bench/standins.py --seeds 0 1 2   # per PA5_STANDIN_SEED (built if missing): build seconds and
+                                             # the build reports' quality numbers, which the stand-in tests'
+                                             # tolerances are set against
 
-Build times are printed by ``python -m pa5.standins build`` (and stored in each manifest's report).
+Build times are also printed by ``python -m pa5.standins build`` and at the end of every pytest run that
+built a stand-in (stored in each manifest's report).
 """
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
 import time
@@ -33,7 +40,32 @@ print(f"| standin:imagenet (both networks' state dicts, sha256-verified) | {t5 -
 """
 
 
+def seeds_table(seeds: list[int]) -> None:
+    """One row per stand-in seed: the language model's and the backbones' build reports."""
+    from pa5 import standins
+
+    print("| seed | LM build (s) | LM held-out loss (random init) | LM greedy gold success | ends with <\\|im_end\\|> "
+          "| ResNet50 build (s) | ResNet50 held-out shape / colour / texture | MobileNetV3 build (s) "
+          "| MobileNetV3 held-out shape / colour / texture |")
+    print("|---" * 9 + "|")
+    for seed in seeds:
+        os.environ["PA5_STANDIN_SEED"] = str(seed)
+        lm, nets = (standins.report(standins.get(name)) for name in ("smollm2", "imagenet"))
+        cells = [f"{lm['build_seconds']:.0f}", f"{lm['held_out_loss']:.2f} ({lm['held_out_loss_random_init']:.2f})",
+                 f"{lm['gold_success']:.3f}", f"{lm['ended_with_im_end']:.2f}"]
+        for name in ("resnet50", "mobilenet_v3_large"):
+            accuracy = nets[name]["held_out_accuracy"]
+            cells += [f"{nets[name]['seconds']:.0f}", " / ".join(f"{accuracy[k]:.3f}" for k in ("shape", "colour", "texture"))]
+        print(f"| {seed} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", help="report these stand-in seeds' builds instead of timing loads")
+    args = parser.parse_args()
+    if args.seeds:
+        seeds_table(args.seeds)
+        return
     subprocess.run([sys.executable, "-m", "pa5.standins", "build"], check=True, capture_output=True)
     started = time.perf_counter()
     print("| warm load, fresh interpreter | seconds |\n|---|---|")
