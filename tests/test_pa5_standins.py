@@ -248,7 +248,13 @@ def test_every_shape_is_visible_inside_the_image():
 # ---------------------------------------------------------------- the trained LM and the cache
 
 
+# What the stand-ins learned varies with PA5_STANDIN_SEED and the machine's CPU: the tolerances below are
+# set against every seed's build report on the development machine (`python bench/standins.py --seeds 0 1 2`),
+# with room for another machine beyond the worst seed.
+
+
 def test_trained_lm_beats_random_init_on_held_out_loss(tiny_smollm2):
+    """Seeds 0 / 1 / 2: held-out loss 1.25 / 1.80 / 1.36 nats per token, random init 7.67."""
     tokenizer, model = tiny_smollm2
     rows = World().preference_pairs("test")[:100]
     held_out = [lm.encode_document(tokenizer, {"system": r["system"], "question": r["question"], "response": r["chosen"]})
@@ -259,6 +265,7 @@ def test_trained_lm_beats_random_init_on_held_out_loss(tiny_smollm2):
 
 
 def test_base_policy_has_room_to_improve(smollm2_standin):
+    """Seeds 0 / 1 / 2: base gold success 0.417 / 0.392 / 0.417, every greedy answer ended."""
     report = standins.report(smollm2_standin)
     assert report["ended_with_im_end"] >= 0.9, "greedy answers should end with <|im_end|>"
     assert 0.3 <= report["gold_success"] <= 0.6, report["gold_by_family"]
@@ -346,8 +353,13 @@ def test_standin_seed_makes_another_standin(monkeypatch, tmp_path):
 
 def test_real_standin_backbones_know_shapes_on_fresh_images(imagenet_standin):
     """The tiny profile's pretrained networks (built once and cached; the task 3 notebook uses them)
-    recognise the shape of images drawn from yet another stream, well above chance (0.1)."""
+    recognise the factors of images drawn from yet another stream, well above chance (shape and colour
+    0.1, texture 0.25). Held-out accuracy over seeds 0-2: ResNet50 shape 0.78-0.80, colour and texture
+    >= 0.99; MobileNetV3 shape 0.90-0.96, colour 0.49-0.73, texture 0.65-0.91 (it weighs colour and
+    texture 0.1 in pretraining, backbones.py, so those vary most)."""
     import torch
+
+    floors = {"shape": 0.6, "colour": 0.25, "texture": 0.4}
 
     images, labels = backbones.pretraining_set(400, np.random.default_rng([0, 7]))
     for name in backbones.MODELS:
@@ -356,5 +368,5 @@ def test_real_standin_backbones_know_shapes_on_fresh_images(imagenet_standin):
         with torch.no_grad():
             predicted = backbones.factor_predictions(model.eval()(images))
         accuracy = {k: (predicted[k] == labels[k]).float().mean().item() for k in backbones.LABEL_FACTORS}
-        # shape is what pretraining is for; MobileNetV3 weighs colour and texture 0.1 (backbones.py)
-        assert accuracy["shape"] > 0.6 and min(accuracy.values()) > 0.3, f"{name} ({imagenet_standin.name}): {accuracy}"
+        assert all(accuracy[k] > floor for k, floor in floors.items()), \
+            f"{name} ({imagenet_standin.name}): {accuracy}, floors {floors}"
