@@ -115,24 +115,15 @@ def _standin(name: str) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def smollm2_standin() -> Path:
-    return _standin("smollm2")
+def _standin_fixture(name: str):
+    @pytest.fixture(scope="session", name=f"{name}_standin")
+    def built() -> Path:
+        return _standin(name)
+    return built
 
 
-@pytest.fixture(scope="session")
-def mini_orca_standin() -> Path:
-    return _standin("mini_orca")
-
-
-@pytest.fixture(scope="session")
-def cifar100_standin() -> Path:
-    return _standin("cifar100")
-
-
-@pytest.fixture(scope="session")
-def imagenet_standin() -> Path:
-    return _standin("imagenet")
+smollm2_standin, mini_orca_standin, cifar100_standin, imagenet_standin = map(
+    _standin_fixture, ("smollm2", "mini_orca", "cifar100", "imagenet"))
 
 
 @pytest.fixture(scope="session")
